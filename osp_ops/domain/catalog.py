@@ -1,0 +1,144 @@
+"""The app catalog: apps, versions, upgrade paths and how each is run, loaded from data."""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from osp_ops.domain.errors import CatalogError
+
+
+class AppKind(StrEnum):
+    """How an app is installed: a Python package in a virtualenv, or a container image."""
+
+    python = "python"
+    container = "container"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AppVersion(_Frozen):
+    """One installable version of an app."""
+
+    version: str
+    package: str | None = None
+    pins: tuple[str, ...] = ()
+    tag: str | None = None
+    upgrades_from: tuple[str, ...] = ()
+
+
+class App(_Frozen):
+    """An app osp-ops can host."""
+
+    display_name: str
+    kind: AppKind
+    image: str | None = None
+    health_path: str
+    login_path: str
+    migrate_command: tuple[str, ...]
+    data_paths: tuple[str, ...]
+    main_tables: tuple[str, ...]
+    env: dict[str, str]
+    admin_bootstrap: tuple[str, ...]
+    versions: tuple[AppVersion, ...]
+
+    @model_validator(mode="after")
+    def _check(self) -> App:
+        known = {v.version for v in self.versions}
+        for v in self.versions:
+            unknown = set(v.upgrades_from) - known
+            if unknown:
+                raise ValueError(f"{v.version} upgrades from unknown {sorted(unknown)}")
+            if self.kind is AppKind.python and not v.package:
+                raise ValueError(f"{v.version}: a python app version needs a package")
+            if self.kind is AppKind.container and not (self.image and v.tag):
+                raise ValueError(f"{v.version}: a container app version needs image and tag")
+        return self
+
+    def version(self, version: str) -> AppVersion:
+        """The catalog entry for ``version``; CatalogError names the known ones."""
+        for v in self.versions:
+            if v.version == version:
+                return v
+        known = ", ".join(v.version for v in self.versions)
+        raise CatalogError(f"unknown version {version!r} (known: {known})")
+
+    @property
+    def latest(self) -> AppVersion:
+        """The newest version listed (the catalog is ordered oldest first)."""
+        return self.versions[-1]
+
+    def image_ref(self, version: str) -> str:
+        """``image:tag`` for a container app."""
+        v = self.version(version)
+        if self.image is None or v.tag is None:
+            raise CatalogError(f"{self.display_name} {version} is not a container image")
+        return f"{self.image}:{v.tag}"
+
+    def upgrade_path(self, current: str, target: str) -> list[str]:
+        """Versions to pass through from ``current`` to ``target`` (excluding current).
+
+        Raises CatalogError when the catalog allows no path (a downgrade or a skip).
+        """
+        self.version(current)
+        self.version(target)
+        if current == target:
+            return []
+        nexts: dict[str, list[str]] = {v.version: [] for v in self.versions}
+        for v in self.versions:
+            for origin in v.upgrades_from:
+                nexts[origin].append(v.version)
+        previous: dict[str, str] = {}
+        queue = deque([current])
+        while queue:
+            node = queue.popleft()
+            for nxt in nexts[node]:
+                if nxt not in previous and nxt != current:
+                    previous[nxt] = node
+                    queue.append(nxt)
+        if target not in previous:
+            raise CatalogError(
+                f"{self.display_name} cannot be upgraded from {current} to {target}: "
+                "no allowed path in the catalog (downgrades and skipped versions are refused)"
+            )
+        path = [target]
+        while path[-1] in previous and previous[path[-1]] != current:
+            path.append(previous[path[-1]])
+        return list(reversed(path))
+
+
+class Catalog(_Frozen):
+    """Every app osp-ops knows."""
+
+    apps: dict[str, App]
+
+    def app(self, name: str) -> App:
+        """The app called ``name``; CatalogError names the known ones."""
+        try:
+            return self.apps[name]
+        except KeyError:
+            raise CatalogError(
+                f"unknown app {name!r} (known: {', '.join(sorted(self.apps))})"
+            ) from None
+
+
+def parse_catalog(text: str) -> Catalog:
+    """Parse catalog YAML text."""
+    try:
+        return Catalog.model_validate(yaml.safe_load(text))
+    except (ValidationError, yaml.YAMLError) as e:
+        raise CatalogError(f"invalid app catalog: {e}") from e
+
+
+@cache
+def default_catalog() -> Catalog:
+    """The catalog shipped with osp-ops."""
+    text = resources.files("osp_ops.domain").joinpath("catalog.yaml").read_text("utf-8")
+    return parse_catalog(text)

@@ -1,0 +1,1 @@
+"""Adapters that run tenants somewhere: hosts (Ansible) and kubernetes."""

@@ -1,0 +1,103 @@
+"""The platform protocol: what the engine asks of a place that runs tenants.
+
+Every method is idempotent: calling it again after a crash or on a converged tenant is
+safe and changes nothing that is already right. Secrets are passed in as a mapping and
+must never be logged, put on a command line, or written anywhere but mode-0600 files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from osp_ops.domain.spec import TenantSpec
+
+# Names of the secrets every tenant has; generated once by the engine.
+SECRET_NAMES = ("db_password", "admin_password", "secret_key")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a platform reports while it works (an Ansible task, an object applied)."""
+
+    message: str
+    host: str | None = None
+    status: str = "ok"  # ok | changed | failed | skipped | info
+    detail: str | None = None
+
+
+class Reporter(Protocol):
+    """Receives progress events; the engine logs them and shows them live."""
+
+    def __call__(self, event: Event) -> None:
+        """Record one event."""
+
+
+def null_reporter(event: Event) -> None:
+    """A reporter that drops events."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a platform call changed: counts per host or object kind."""
+
+    changed: int = 0
+    details: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Health:
+    """How a tenant's instance is doing."""
+
+    ok: bool
+    url: str
+    checks: Mapping[str, str] = field(default_factory=dict)
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """Output of a one-off task (migrations, admin bootstrap)."""
+
+    ok: bool
+    output: str = ""
+
+
+class Platform(Protocol):
+    """A place that runs tenants."""
+
+    name: str
+
+    def provision(
+        self, *, spec: TenantSpec, secrets: Mapping[str, str], reporter: Reporter
+    ) -> Change:
+        """Create what the tenant needs before the app: database, directories, TLS."""
+
+    def deploy(
+        self, *, spec: TenantSpec, version: str, secrets: Mapping[str, str], reporter: Reporter
+    ) -> Change:
+        """Install or switch to ``version`` of the app, configure and start it."""
+
+    def run_task(
+        self,
+        *,
+        spec: TenantSpec,
+        version: str,
+        task: str,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+    ) -> TaskResult:
+        """Run a one-off task of the app (``migrate``, ``bootstrap-admin``)."""
+
+    def health(self, *, spec: TenantSpec) -> Health:
+        """Check the instance answers; never raises for an unhealthy instance."""
+
+    def suspend(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Stop the app and show a maintenance page."""
+
+    def resume(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Start the app again after a suspend."""
+
+    def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Remove everything the tenant had on the platform, database included."""

@@ -1,0 +1,182 @@
+"""Operator settings: where state, backups and tenants live, and how to reach platforms.
+
+Precedence, highest first:
+1. environment variables ``OSP_OPS_<FIELD>`` (e.g. ``OSP_OPS_STATE_URL``);
+2. the config file: ``--config FILE``, else ``$OSP_OPS_CONFIG``, else ``./osp-ops.yaml`` if present;
+3. the defaults below (embedded: SQLite state, local backup directory, local host platform).
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from osp_ops.domain.errors import ConfigError, Problem, SpecError
+
+ENV_PREFIX = "OSP_OPS_"
+DEFAULT_CONFIG_FILE = Path("osp-ops.yaml")
+
+
+class TlsMode(StrEnum):
+    """How instances get their certificates."""
+
+    local_ca = "local-ca"  # a CA osp-ops creates in the data directory (embedded default)
+    acme = "acme"  # Let's Encrypt or another ACME CA through certbot / cert-manager
+    none = "none"  # plain HTTP, for tests behind another TLS terminator
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "osp-ops"
+
+
+class Settings(BaseSettings):
+    """Effective operator settings."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Local state and keys.")
+    tenants_dir: Path = Field(Path("tenants"), description="Directory of tenant spec files.")
+    state_url: str | None = Field(
+        None, description="SQLAlchemy URL of the state DB; SQLite in data_dir if unset."
+    )
+    backup_url: str | None = Field(
+        None, description="file:///dir or s3://bucket/prefix; data_dir/backups if unset."
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Ceph); AWS if unset.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_object_lock_days: int = Field(0, ge=0, description="Object lock retention; 0 disables.")
+    default_platform: Literal["hosts", "kubernetes"] = Field(
+        "hosts", description="Platform of tenants whose spec does not say."
+    )
+    inventory: Path | None = Field(
+        None, description="Ansible inventory for the hosts platform; localhost if unset."
+    )
+    host_root: str = Field("/", description="Prefix of every path the hosts platform writes.")
+    http_port: int = Field(80, ge=1, le=65535, description="nginx HTTP port on hosts.")
+    https_port: int = Field(443, ge=1, le=65535, description="nginx HTTPS port on hosts.")
+    base_domain: str = Field("localhost", description="Default domain of new tenants' hosts.")
+    tls_mode: TlsMode = Field(TlsMode.local_ca, description="How instances get certificates.")
+    acme_email: str | None = Field(None, description="Contact address for ACME accounts.")
+    master_key_file: Path | None = Field(
+        None, description="Key that encrypts stored secrets; data_dir/master.key if unset."
+    )
+    recovery_public_key: str | None = Field(
+        None, description="age public key of the ops recovery key, added to every backup."
+    )
+    kube_context: str | None = Field(None, description="Default kubeconfig context.")
+    kubeconfig: Path | None = Field(None, description="kubeconfig file; $KUBECONFIG if unset.")
+    platform_db_admin_dsn: SecretStr | None = Field(
+        None, description="Admin DSN of the shared PostgreSQL of Kubernetes tenants."
+    )
+    helm_binary: str = Field("helm", description="helm executable.")
+    lease_ttl_seconds: float = Field(60.0, gt=0, description="Tenant lease time to live.")
+    step_max_attempts: int = Field(3, ge=1, description="Attempts of a step on temporary errors.")
+    retry_base_delay: float = Field(1.0, ge=0, description="First retry delay, doubled each time.")
+    log_level: str = Field("INFO", description="Logging level.")
+
+    @property
+    def effective_state_url(self) -> str:
+        """The state DB URL, defaulting to SQLite in the data directory."""
+        return self.state_url or f"sqlite:///{self.data_dir / 'state.db'}"
+
+    @property
+    def effective_backup_url(self) -> str:
+        """The backup store URL, defaulting to a local directory."""
+        return self.backup_url or f"file://{self.data_dir / 'backups'}"
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        """The master key path."""
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then what the loader passes in (the config file).
+        return (env_settings, init_settings)
+
+
+SECRET_FIELDS = frozenset({"platform_db_admin_dsn"})
+
+
+def config_file_path(explicit: Path | None) -> Path | None:
+    """The config file in effect: explicit, $OSP_OPS_CONFIG, or ./osp-ops.yaml if present."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_settings(config_file: Path | None = None) -> tuple[Settings, dict[str, str]]:
+    """Load settings and say where each value came from (env, file or default)."""
+    path = config_file_path(config_file)
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text("utf-8")) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must be a mapping")
+        file_values = {str(k).replace("-", "_"): v for k, v in loaded.items()}
+    try:
+        settings = Settings(**file_values)
+    except ValidationError as e:
+        problems = [
+            Problem(
+                f"{path or 'environment'}: {'.'.join(str(p) for p in err['loc'])}",
+                err["msg"].removeprefix("Value error, "),
+            )
+            for err in e.errors()
+        ]
+        raise SpecError(problems, subject="settings") from None
+    sources: dict[str, str] = {}
+    for name in Settings.model_fields:
+        env = f"{ENV_PREFIX}{name.upper()}"
+        if env in os.environ:
+            sources[name] = f"env {env}"
+        elif name in file_values:
+            sources[name] = f"file {path}"
+        else:
+            sources[name] = "default"
+    return settings, sources
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """Settings as plain data with secrets replaced by '***'."""
+    data = settings.model_dump(mode="json")
+    for name in SECRET_FIELDS:
+        if data.get(name) is not None:
+            data[name] = "***"
+    data["effective_state_url"] = _redact_url(settings.effective_state_url)
+    data["effective_backup_url"] = settings.effective_backup_url
+    if data.get("state_url"):
+        data["state_url"] = _redact_url(data["state_url"])
+    return data
+
+
+def _redact_url(url: str) -> str:
+    """Hide the password of a URL like postgresql://user:pw@host/db."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
