@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     backup_url: str | None = Field(
         None, description="file:///dir or s3://bucket/prefix; data_dir/backups if unset."
     )
-    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Ceph); AWS if unset.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint (MinIO, Ceph); AWS if unset."
+    )
     s3_region: str = Field("us-east-1", description="S3 region.")
     s3_object_lock_days: int = Field(0, ge=0, description="Object lock retention; 0 disables.")
     default_platform: Literal["hosts", "kubernetes"] = Field(

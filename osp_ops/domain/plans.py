@@ -47,7 +47,9 @@ PLANS: dict[PlanName, Plan] = {
     PlanName.small: Plan(
         name=PlanName.small,
         web_replicas=1,
-        web=Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi"),
+        web=Resources(
+            cpu_request="250m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi"
+        ),
         worker_replicas=1,
         worker=Resources(
             cpu_request="100m", memory_request="256Mi", cpu_limit="500m", memory_limit="512Mi"

@@ -302,7 +302,10 @@ def validate_spec(
 
 
 def parse_spec(
-    text: str, *, source: str = "<spec>", expected_slug: str | None = None,
+    text: str,
+    *,
+    source: str = "<spec>",
+    expected_slug: str | None = None,
     catalog: Catalog | None = None,
 ) -> TenantSpec:
     """Parse YAML text into a TenantSpec.

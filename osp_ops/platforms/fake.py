@@ -6,6 +6,8 @@ tests can check that no step's side effect happened twice.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -79,22 +81,104 @@ class FakePlatform:
     def suspend(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
         """Mark stopped."""
         self._call("suspend", spec.slug, reporter)
-        self.world.setdefault(spec.slug, {})["running"] = "no"
-        return Change(changed=1)
+        state = self.world.setdefault(spec.slug, {})
+        changed = state.get("running") != "no"
+        state["running"] = "no"
+        return Change(changed=int(changed))
 
     def resume(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
         """Mark running."""
         self._call("resume", spec.slug, reporter)
-        self.world.setdefault(spec.slug, {})["running"] = "yes"
-        return Change(changed=1)
+        state = self.world.setdefault(spec.slug, {})
+        changed = state.get("running") != "yes"
+        state["running"] = "yes"
+        return Change(changed=int(changed))
 
     def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
         """Forget the tenant."""
         self._call("destroy", spec.slug, reporter)
-        self.world.pop(spec.slug, None)
-        return Change(changed=1)
+        return Change(changed=int(self.world.pop(spec.slug, None) is not None))
 
 
 def flaky(times: int, message: str = "fake temporary failure") -> list[Exception]:
     """``times`` temporary errors, for FakePlatform.fail."""
     return [TemporaryError(message, delay=0) for _ in range(times)]
+
+
+@dataclass
+class JournalFakePlatform(FakePlatform):
+    """The fake, with its world and an effect journal kept in a JSON file.
+
+    Lets crash tests run the real CLI in a subprocess, kill it, and count side effects
+    across processes: ``effects`` lists each change that actually happened.
+    """
+
+    path: str = ""
+
+    def _load(self) -> dict[str, object]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data: dict[str, object] = json.load(f)
+                return data
+        except FileNotFoundError:
+            return {"world": {}, "effects": []}
+
+    def _save(self, data: dict[str, object]) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def _effect(self, method: str, slug: str, change: Change) -> Change:
+        data = self._load()
+        data["world"] = self.world
+        if change.changed:
+            effects = data["effects"]
+            assert isinstance(effects, list)
+            effects.append([method, slug])
+        self._save(data)
+        return change
+
+    def _sync(self) -> None:
+        world = self._load()["world"]
+        assert isinstance(world, dict)
+        self.world = world
+
+    def provision(
+        self, *, spec: TenantSpec, secrets: Mapping[str, str], reporter: Reporter
+    ) -> Change:
+        """Provision and journal."""
+        self._sync()
+        return self._effect(
+            "provision", spec.slug, super().provision(spec=spec, secrets=secrets, reporter=reporter)
+        )
+
+    def deploy(
+        self, *, spec: TenantSpec, version: str, secrets: Mapping[str, str], reporter: Reporter
+    ) -> Change:
+        """Deploy and journal."""
+        self._sync()
+        change = super().deploy(spec=spec, version=version, secrets=secrets, reporter=reporter)
+        return self._effect("deploy", spec.slug, change)
+
+    def health(self, *, spec: TenantSpec) -> Health:
+        """Health from the journaled world."""
+        self._sync()
+        return super().health(spec=spec)
+
+    def suspend(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Suspend and journal."""
+        self._sync()
+        return self._effect("suspend", spec.slug, super().suspend(spec=spec, reporter=reporter))
+
+    def resume(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Resume and journal."""
+        self._sync()
+        return self._effect("resume", spec.slug, super().resume(spec=spec, reporter=reporter))
+
+    def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Destroy and journal."""
+        self._sync()
+        return self._effect("destroy", spec.slug, super().destroy(spec=spec, reporter=reporter))

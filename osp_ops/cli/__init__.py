@@ -1,0 +1,1 @@
+"""The osp-ops command line (typer), one module per command group."""

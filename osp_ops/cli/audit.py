@@ -1,0 +1,58 @@
+"""`osp-ops audit ...`: read and verify the hash-chained audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from osp_ops.cli.common import context
+from osp_ops.cli.output import console, print_json, table
+from osp_ops.domain.errors import OspOpsError
+
+app = typer.Typer(help="The audit log.", no_args_is_help=True)
+
+
+class AuditBrokenError(OspOpsError):
+    """The audit chain does not verify."""
+
+    exit_code = 7
+
+
+@app.command()
+def verify(
+    c: typer.Context,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check that no audit row was edited, deleted or inserted behind osp-ops' back."""
+    report = context(c).audit.verify()
+    if json_:
+        print_json({"ok": report.ok, "rows": report.rows, "problems": report.problems})
+    elif report.ok:
+        console.print(f"audit log intact: {report.rows} rows")
+    if not report.ok:
+        for p in report.problems:
+            console.print(f"  - {p}", markup=False)
+        raise AuditBrokenError(f"audit log tampered with: {len(report.problems)} problems")
+
+
+@app.command("list")
+def list_(
+    c: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Newest audit entries first."""
+    entries = context(c).audit.entries(tenant=tenant, limit=limit)
+    if json_:
+        print_json([e.__dict__ for e in entries])
+        return
+    table(
+        None,
+        ["#", "AT", "ACTOR", "TENANT", "ACTION", "DETAILS"],
+        [
+            [e.id, e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.tenant, e.action, e.details]
+            for e in entries
+        ],
+    )

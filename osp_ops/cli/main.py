@@ -1,0 +1,88 @@
+"""Entry point: global options, the shared context, error handling and exit codes.
+
+Exit codes: 0 success; 1 an operation or platform failed; 2 invalid input (spec,
+settings, catalog); 3 not found; 4 illegal phase change; 5 tenant busy (lease held);
+6 cancelled. Expected errors print one line ``Error: ...``; bugs print a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from osp_ops.cli import audit, config, ops, secrets, tenant, worker
+from osp_ops.cli.output import err_console
+from osp_ops.domain.errors import OspOpsError, SpecError
+from osp_ops.engine.context import Context, build_context
+from osp_ops.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="osp-ops",
+    help="Provision, configure, upgrade and back up one participation instance per municipality.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class State:
+    """Per-invocation state: lazily loaded settings and context."""
+
+    config_file: Path | None = None
+    _settings: tuple[Settings, dict[str, str]] | None = field(default=None, repr=False)
+    _context: Context | None = field(default=None, repr=False)
+
+    def settings(self) -> tuple[Settings, dict[str, str]]:
+        """Settings and where each value came from."""
+        if self._settings is None:
+            self._settings = load_settings(self.config_file)
+        return self._settings
+
+    def context(self) -> Context:
+        """The shared context (opens the state DB on first use)."""
+        if self._context is None:
+            self._context = build_context(self.settings()[0])
+        return self._context
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Settings file (YAML).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More logging.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = State(config_file=config_file)
+
+
+app.add_typer(tenant.app, name="tenant")
+app.add_typer(ops.app, name="op")
+app.add_typer(audit.app, name="audit")
+app.add_typer(config.app, name="config")
+app.add_typer(secrets.app, name="secrets")
+app.command("worker")(worker.worker)
+
+
+def main() -> None:
+    """Console script: run the CLI, turning expected errors into one line and an exit code."""
+    try:
+        app()
+    except SpecError as e:
+        err_console.print(f"Error: invalid {e.subject}:", markup=False, soft_wrap=True)
+        for p in e.problems:
+            err_console.print(f"  - {p}", markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except OspOpsError as e:
+        err_console.print(f"Error: {e}", markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)

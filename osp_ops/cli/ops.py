@@ -1,0 +1,127 @@
+"""`osp-ops op ...`: list, show, retry and cancel recorded operations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from osp_ops.cli.common import context, queued, run_inline
+from osp_ops.cli.output import console, print_json, table
+from osp_ops.domain.errors import IllegalTransitionError
+
+app = typer.Typer(help="Recorded operations.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@app.command("list")
+def list_(
+    c: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 30,
+    json_: JsonOpt = False,
+) -> None:
+    """Newest operations first."""
+    ops = context(c).operations.recent(tenant=tenant, status=status, limit=limit)
+    if json_:
+        print_json([o.to_json() for o in ops])
+        return
+    table(
+        None,
+        ["ID", "TENANT", "KIND", "STATUS", "STEPS", "BY", "CREATED"],
+        [
+            [
+                o.id,
+                o.tenant,
+                o.kind,
+                o.status,
+                f"{sum(s.status == 'done' for s in o.steps)}/{len(o.steps)}",
+                o.requested_by,
+                o.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            ]
+            for o in ops
+        ],
+    )
+
+
+@app.command()
+def show(
+    c: typer.Context,
+    op_id: str,
+    json_: JsonOpt = False,
+    events: Annotated[bool, typer.Option(help="Include the event log.")] = True,
+) -> None:
+    """One operation: its steps, attempts, timings, errors and events."""
+    ctx = context(c)
+    op = ctx.operations.get(op_id)
+    log = ctx.operations.events(op.id) if events else []
+    if json_:
+        print_json({**op.to_json(), "events": log})
+        return
+    console.print(
+        f"[bold]{op.kind}[/] {op.tenant}  {op.status}  [dim]{op.id} by {op.requested_by}[/]"
+    )
+    if op.error:
+        console.print(f"[red]error:[/] {op.error}", markup=True)
+    table(
+        None,
+        ["#", "STEP", "STATUS", "ATTEMPTS", "MS", "OUTPUT/ERROR"],
+        [
+            [
+                s.idx,
+                s.name,
+                s.status,
+                s.attempts,
+                f"{s.duration_ms:.0f}" if s.duration_ms is not None else "",
+                s.error or s.output,
+            ]
+            for s in op.steps
+        ],
+    )
+    for e in log[-40:]:
+        host = f"[{e['host']}] " if e["host"] else ""
+        console.print(
+            f"  {e['at'][11:19]} {e['step'] or '':16} {e['status']:8} {host}{e['message']}",
+            markup=False,
+        )
+
+
+@app.command()
+def retry(
+    c: typer.Context,
+    op_id: str,
+    async_: Annotated[bool, typer.Option("--async", help="Queue for a worker.")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a busy tenant.")] = 0.0,
+) -> None:
+    """Run a failed, cancelled or interrupted operation again from its first unfinished step."""
+    ctx = context(c)
+    op = ctx.operations.get(op_id)
+    if op.status == "succeeded":
+        raise IllegalTransitionError(f"operation {op.id} already succeeded")
+    if op.status in ("failed", "cancelled"):
+        ctx.operations.requeue(op.id)
+    ctx.audit.append(
+        actor=ctx.actor, action="operation.retry", tenant=op.tenant, details={"operation": op.id}
+    )
+    op = ctx.operations.get(op.id)
+    if async_:
+        queued(op, False)
+        return
+    result = run_inline(ctx, op, created=False, wait=wait)
+    console.print(f"[green]{result.kind} {result.tenant}: {result.status}[/]")
+
+
+@app.command()
+def cancel(c: typer.Context, op_id: str) -> None:
+    """Cancel a queued operation, or stop a running one after its current step."""
+    ctx = context(c)
+    op = ctx.operations.get(op_id)
+    if op.status not in ("queued", "running"):
+        raise IllegalTransitionError(f"operation {op.id} is {op.status}; nothing to cancel")
+    ctx.operations.cancel(op.id)
+    ctx.audit.append(
+        actor=ctx.actor, action="operation.cancel", tenant=op.tenant, details={"operation": op.id}
+    )
+    console.print(f"cancelled {op.id}")

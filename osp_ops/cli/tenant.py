@@ -1,0 +1,366 @@
+"""`osp-ops tenant ...`: create, list, show, apply, suspend, resume, delete, schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated
+
+import typer
+
+from osp_ops.cli.common import context, queued, run_inline
+from osp_ops.cli.output import console, print_json, table
+from osp_ops.domain.catalog import Catalog
+from osp_ops.domain.errors import NotFoundError, Problem, SpecError
+from osp_ops.domain.phases import Phase
+from osp_ops.domain.spec import TenantSpec, validate_spec
+from osp_ops.domain.specdoc import spec_markdown
+from osp_ops.engine.api import kind_for_converge, request
+
+app = typer.Typer(help="Municipalities' instances.", no_args_is_help=True)
+
+AsyncOpt = Annotated[
+    bool, typer.Option("--async", help="Queue for a worker instead of running here.")
+]
+WaitOpt = Annotated[float, typer.Option("--wait", help="Seconds to wait for a busy tenant.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every platform task.")]
+
+
+def _finish(
+    c: typer.Context,
+    kind: str,
+    spec: TenantSpec,
+    async_: bool,
+    wait: float,
+    verbose: bool,
+    params: dict[str, object] | None = None,
+) -> None:
+    ctx = context(c)
+    op, created = request(ctx, kind, spec, params=params)
+    if async_:
+        queued(op, created)
+        return
+    result = run_inline(ctx, op, created=created, wait=wait, verbose=verbose)
+    console.print(f"[green]{kind} {spec.slug}: {result.status}[/]")
+    if kind in ("create", "apply", "resume"):
+        _print_access(c, spec)
+
+
+def _print_access(c: typer.Context, spec: TenantSpec) -> None:
+    ctx = context(c)
+    health = ctx.platform(spec).health(spec=spec)
+    console.print(f"URL: [bold]{health.url}[/]")
+    ca = ctx.settings.data_dir / "ca" / "ca.crt"
+    if ca.exists():
+        console.print(
+            f"TLS: certificates come from the local CA {ca}; trust it with\n"
+            f"  curl --cacert {ca} {health.url}\n"
+            f"  or: cp {ca} /usr/local/share/ca-certificates/osp-ops.crt && "
+            "update-ca-certificates"
+        )
+    console.print(f"Admin credentials: osp-ops tenant credentials {spec.slug}")
+
+
+@app.command()
+def create(
+    c: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Tenant slug (DNS label), e.g. nanterre.")],
+    app_name: Annotated[str | None, typer.Option("--app", help="decidim or openslides.")] = None,
+    version: Annotated[str | None, typer.Option(help="App version; the newest if unset.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    host: Annotated[str | None, typer.Option(help="Primary host name.")] = None,
+    alias: Annotated[list[str] | None, typer.Option(help="Additional host name.")] = None,
+    admin_name: Annotated[str | None, typer.Option(help="First administrator's name.")] = None,
+    admin_email: Annotated[str | None, typer.Option(help="First administrator's email.")] = None,
+    locale: Annotated[str | None, typer.Option(help="Default locale.")] = None,
+    platform: Annotated[str | None, typer.Option(help="hosts or kubernetes.")] = None,
+    target: Annotated[str | None, typer.Option(help="Inventory host/group (hosts).")] = None,
+    plan: Annotated[str | None, typer.Option(help="small, medium or large.")] = None,
+    async_: AsyncOpt = False,
+    wait: WaitOpt = 0.0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Create a tenant: write its spec file if there is none, then provision it."""
+    ctx = context(c)
+    flags = {
+        k: v
+        for k, v in dict(
+            app=app_name,
+            version=version,
+            name=name,
+            host=host,
+            alias=alias,
+            admin_name=admin_name,
+            admin_email=admin_email,
+            locale=locale,
+            platform=platform,
+            target=target,
+            plan=plan,
+        ).items()
+        if v
+    }
+    if ctx.specs.exists(slug):
+        spec = ctx.specs.load(slug)
+        if flags:
+            console.print(
+                f"[yellow]{ctx.specs.path(slug)} exists; options "
+                f"{', '.join('--' + k.replace('_', '-') for k in flags)} are ignored "
+                "(edit the file and run `osp-ops tenant apply`)[/]"
+            )
+    else:
+        spec = _spec_from_flags(
+            ctx.settings.base_domain, ctx.settings.default_platform, slug, flags, ctx.catalog
+        )
+        ctx.specs.check_against_fleet(spec)
+        path = ctx.specs.write(spec)
+        console.print(f"wrote {path}")
+    kind = kind_for_converge(ctx, slug)
+    _finish(c, kind, spec, async_, wait, verbose)
+
+
+def _spec_from_flags(
+    base_domain: str, default_platform: str, slug: str, flags: Mapping[str, object], catalog: Catalog
+) -> TenantSpec:
+    app_name = str(flags.get("app") or "openslides")
+    known = catalog.apps.get(app_name)
+    version = str(flags.get("version") or (known.latest.version if known else ""))
+    host = str(flags.get("host") or f"{slug}.{base_domain}")
+    locale = str(flags.get("locale") or "fr")
+    platform_kind = str(flags.get("platform") or default_platform)
+    platform: dict[str, object] = {"kind": platform_kind}
+    if flags.get("target") and platform_kind == "hosts":
+        platform["target"] = flags["target"]
+    data: dict[str, object] = {
+        "slug": slug,
+        "name": flags.get("name") or slug.replace("-", " ").title(),
+        "app": {"name": app_name, "version": version},
+        "hosts": {"primary": host, "aliases": flags.get("alias") or []},
+        "locales": {"default": locale, "available": sorted({locale, "en"})},
+        "admin": {
+            "name": flags.get("admin_name") or "Administrator",
+            "email": flags.get("admin_email") or f"admin@{slug}.example.org",
+        },
+        "platform": platform,
+        "plan": flags.get("plan") or "small",
+    }
+    return validate_spec(data, source=f"tenant create {slug}", catalog=catalog)
+
+
+def _load(c: typer.Context, slug: str) -> TenantSpec:
+    return context(c).specs.load(slug)
+
+
+@app.command()
+def apply(
+    c: typer.Context,
+    slug: Annotated[str | None, typer.Argument(help="Tenant; all spec files with --all.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every tenant with a spec file.")] = False,
+    async_: AsyncOpt = False,
+    wait: WaitOpt = 0.0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Converge a tenant to its spec file (create it if it was never provisioned)."""
+    ctx = context(c)
+    if all_ == (slug is not None):
+        raise SpecError([Problem("arguments", "give a tenant slug or --all")], subject="command")
+    specs = list(ctx.specs.load_all().values()) if all_ else [ctx.specs.load(str(slug))]
+    for spec in specs:
+        _finish(c, kind_for_converge(ctx, spec.slug), spec, async_, wait, verbose)
+
+
+@app.command()
+def suspend(
+    c: typer.Context,
+    slug: str,
+    async_: AsyncOpt = False,
+    wait: WaitOpt = 0.0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Stop the app and show a maintenance page."""
+    _finish(c, "suspend", _load(c, slug), async_, wait, verbose)
+
+
+@app.command()
+def resume(
+    c: typer.Context,
+    slug: str,
+    async_: AsyncOpt = False,
+    wait: WaitOpt = 0.0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Start a suspended tenant again."""
+    _finish(c, "resume", _load(c, slug), async_, wait, verbose)
+
+
+@app.command()
+def delete(
+    c: typer.Context,
+    slug: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    async_: AsyncOpt = False,
+    wait: WaitOpt = 0.0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Delete a tenant's instance, database and secrets (its spec file stays)."""
+    spec = _load(c, slug)
+    if not yes:
+        typer.confirm(
+            f"Delete {spec.name} ({slug}): app, database, files and secrets? Backups are kept.",
+            abort=True,
+        )
+    _finish(c, "delete", spec, async_, wait, verbose)
+
+
+@app.command("list")
+def list_(c: typer.Context, json_: JsonOpt = False) -> None:
+    """Tenants: spec files and what the state DB knows of them."""
+    ctx = context(c)
+    records = {r.slug: r for r in ctx.tenants.list()}
+    files = {p.stem for p in ctx.settings.tenants_dir.glob("*.yaml")}
+    rows = []
+    for slug in sorted(set(records) | files):
+        r = records.get(slug)
+        rows.append(
+            {
+                "slug": slug,
+                "phase": str(r.phase) if r else "not created",
+                "app": r.app if r else None,
+                "version": r.observed_version if r else None,
+                "desired_version": r.desired_version if r else None,
+                "platform": r.platform if r else None,
+                "spec_file": slug in files,
+                "reason": r.reason if r else None,
+            }
+        )
+    if json_:
+        print_json(rows)
+        return
+    table(
+        None,
+        ["SLUG", "PHASE", "APP", "VERSION", "PLATFORM", "SPEC FILE"],
+        [
+            [
+                x["slug"],
+                x["phase"],
+                x["app"],
+                x["version"],
+                x["platform"],
+                "yes" if x["spec_file"] else "missing",
+            ]
+            for x in rows
+        ],
+    )
+
+
+@app.command()
+def show(
+    c: typer.Context,
+    slug: str,
+    json_: JsonOpt = False,
+    health: Annotated[bool, typer.Option(help="Check the instance's health.")] = True,
+) -> None:
+    """One tenant: phase, versions, URL, health, recent operations."""
+    ctx = context(c)
+    rec = ctx.tenants.get(slug)
+    spec = ctx.specs.load(slug) if ctx.specs.exists(slug) else None
+    if rec is None and spec is None:
+        raise NotFoundError(f"no tenant {slug!r}")
+    data: dict[str, object] = {"slug": slug}
+    if rec:
+        data.update(rec.to_json())
+    else:
+        data["phase"] = "not created"
+    if spec:
+        data["name"] = spec.name
+        data["hosts"] = list(spec.hosts.all)
+        data["spec_version"] = spec.app.version
+        if health and rec is not None and rec.phase not in (Phase.deleted, Phase.requested):
+            h = ctx.platform(spec).health(spec=spec)
+            data["health"] = {
+                "ok": h.ok,
+                "url": h.url,
+                "checks": dict(h.checks),
+                "version": h.version,
+            }
+    data["operations"] = [
+        {
+            "id": o.id,
+            "kind": o.kind,
+            "status": o.status,
+            "created_at": o.created_at.isoformat(),
+            "error": o.error,
+        }
+        for o in ctx.operations.recent(tenant=slug, limit=5)
+    ]
+    if json_:
+        print_json(data)
+        return
+    for key in (
+        "slug",
+        "name",
+        "phase",
+        "reason",
+        "app",
+        "observed_version",
+        "desired_version",
+        "platform",
+        "hosts",
+    ):
+        if data.get(key) is not None:
+            console.print(f"[bold]{key:17}[/] {data[key]}")
+    hd = data.get("health")
+    if isinstance(hd, dict):
+        state = "[green]healthy[/]" if hd["ok"] else "[red]unhealthy[/]"
+        console.print(f"[bold]{'health':17}[/] {state} {hd['url']}")
+        for k, v in hd["checks"].items():
+            console.print(f"  {k}: {v}")
+    ops = data["operations"]
+    if isinstance(ops, list) and ops:
+        table(
+            "recent operations",
+            ["ID", "KIND", "STATUS", "CREATED", "ERROR"],
+            [[o["id"], o["kind"], o["status"], o["created_at"], o["error"]] for o in ops],
+        )
+
+
+@app.command()
+def credentials(c: typer.Context, slug: str, json_: JsonOpt = False) -> None:
+    """Print the first administrator's credentials (recorded in the audit log)."""
+    ctx = context(c)
+    spec = ctx.specs.load(slug)
+    password = ctx.secrets.get(slug, "admin_password")
+    ctx.audit.append(
+        actor=ctx.actor,
+        action="credentials.read",
+        tenant=slug,
+        details={"secret": "admin_password"},
+    )
+    username = "admin"
+    url = f"https://{spec.hosts.primary}/"
+    if json_:
+        print_json(
+            {"url": url, "username": username, "password": password, "email": str(spec.admin.email)}
+        )
+        return
+    console.print(f"URL:      {url}\nUsername: {username}\nPassword: {password}", markup=False)
+
+
+@app.command()
+def validate(c: typer.Context) -> None:
+    """Validate every spec file together (every problem at once, collisions too)."""
+    specs = context(c).specs.load_all()
+    console.print(f"{len(specs)} tenant specs are valid")
+
+
+@app.command()
+def schema(
+    markdown: Annotated[
+        bool, typer.Option(help="The reference page instead of JSON Schema.")
+    ] = False,
+) -> None:
+    """Print the tenant spec's JSON Schema (or its Markdown reference)."""
+    if markdown:
+        typer.echo(spec_markdown(), nl=False)
+    else:
+        typer.echo(json.dumps(TenantSpec.model_json_schema(), indent=2))

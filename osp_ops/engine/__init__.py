@@ -1,0 +1,1 @@
+"""The operations engine: operations as ordered, idempotent, recorded steps."""

@@ -1,0 +1,87 @@
+"""Requests for operations: what the CLI, the web form and schedules call.
+
+A request validates everything first (spec, catalog, fleet collisions, phase) and only
+then records the tenant and a queued operation; bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from osp_ops.domain.errors import IllegalTransitionError
+from osp_ops.domain.phases import TRANSITIONS, Phase
+from osp_ops.domain.spec import TenantSpec, dump_spec
+from osp_ops.engine.context import Context
+from osp_ops.engine.steps import KINDS
+from osp_ops.store.operations import OperationInfo
+
+# The phase a kind moves the tenant into first; checked before anything is recorded.
+_ENTRY_PHASE = {
+    "create": Phase.provisioning,
+    "apply": Phase.updating,
+    "suspend": Phase.suspended,
+    "resume": Phase.ready,
+    "delete": Phase.deleting,
+}
+
+
+def kind_for_converge(ctx: Context, slug: str) -> str:
+    """``create`` for a new (or never provisioned) tenant, else ``apply``."""
+    rec = ctx.tenants.get(slug)
+    if rec is None or rec.phase in (Phase.requested, Phase.provisioning, Phase.deleted):
+        return "create"
+    if rec.phase is Phase.failed and rec.observed_version is None:
+        return "create"
+    return "apply"
+
+
+def request(
+    ctx: Context,
+    kind: str,
+    spec: TenantSpec,
+    *,
+    params: dict[str, Any] | None = None,
+    requested_by: str | None = None,
+) -> tuple[OperationInfo, bool]:
+    """Validate and queue an operation of ``kind`` on ``spec``'s tenant.
+
+    Returns (operation, created); an identical pending operation is returned instead of
+    a new one. Raises before recording anything when the request is not allowed.
+    """
+    ctx.specs.check_against_fleet(spec)
+    rec = ctx.tenants.get(spec.slug)
+    entry = _ENTRY_PHASE.get(kind)
+    pending = ctx.operations.pending_for(spec.slug)
+    if rec is not None and entry is not None and not pending:
+        current = rec.phase
+        if current != entry and entry not in TRANSITIONS[current]:
+            raise IllegalTransitionError(
+                f"cannot {kind} tenant {spec.slug!r}: it is {current}"
+                + (f" ({rec.reason})" if rec.reason else "")
+            )
+    if rec is None and kind not in ("create",):
+        raise IllegalTransitionError(f"cannot {kind} tenant {spec.slug!r}: it was never created")
+    ctx.tenants.upsert(
+        slug=spec.slug,
+        app=spec.app.name,
+        desired_version=spec.app.version,
+        platform=spec.platform.kind,
+        spec_hash=hashlib.sha256(dump_spec(spec).encode()).hexdigest(),
+    )
+    all_params = {"spec": spec.model_dump(mode="json"), **(params or {})}
+    op, created = ctx.operations.enqueue(
+        tenant=spec.slug,
+        kind=kind,
+        steps=KINDS[kind].steps,
+        params=all_params,
+        requested_by=requested_by or ctx.actor,
+    )
+    if created:
+        ctx.audit.append(
+            actor=requested_by or ctx.actor,
+            action=f"{kind}.requested",
+            tenant=spec.slug,
+            details={"operation": op.id},
+        )
+    return op, created

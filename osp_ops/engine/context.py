@@ -1,0 +1,108 @@
+"""The one context every verb runs with, built once at the CLI or web entry point."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from osp_ops.domain.catalog import Catalog, default_catalog
+from osp_ops.domain.errors import ConfigError
+from osp_ops.domain.spec import TenantSpec
+from osp_ops.platforms.base import Platform
+from osp_ops.settings import Settings
+from osp_ops.store.audit import AuditLog
+from osp_ops.store.db import Database
+from osp_ops.store.leases import Leases
+from osp_ops.store.operations import Operations
+from osp_ops.store.secrets import MasterKey, SecretStore
+from osp_ops.store.specs import SpecRepository
+from osp_ops.store.tenants import Tenants
+
+# Crash tests of the engine select the journaled fake platform with this variable.
+FAKE_PLATFORM_ENV = "OSP_OPS_FAKE_PLATFORM_JOURNAL"
+
+PlatformFactory = Callable[[TenantSpec], Platform]
+
+
+def default_actor() -> str:
+    """Who is acting: $OSP_OPS_ACTOR, else user@host."""
+    return os.environ.get("OSP_OPS_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@dataclass
+class Context:
+    """Settings, stores and platforms, shared by every operation of one process."""
+
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    actor: str
+    platform_factory: PlatformFactory
+    tenants: Tenants = field(init=False)
+    operations: Operations = field(init=False)
+    leases: Leases = field(init=False)
+    audit: AuditLog = field(init=False)
+    secrets: SecretStore = field(init=False)
+    specs: SpecRepository = field(init=False)
+    _platforms: dict[str, Platform] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tenants = Tenants(self.db)
+        self.operations = Operations(self.db)
+        self.leases = Leases(self.db)
+        self.audit = AuditLog(self.db)
+        self.secrets = SecretStore(self.db, MasterKey(self.settings.effective_master_key_file))
+        self.specs = SpecRepository(self.settings.tenants_dir, self.catalog)
+
+    def platform(self, spec: TenantSpec) -> Platform:
+        """The platform that runs ``spec`` (one instance per kind, reused)."""
+        key = spec.platform.kind
+        if key not in self._platforms:
+            self._platforms[key] = self.platform_factory(spec)
+        return self._platforms[key]
+
+
+def default_platform_factory(settings: Settings, catalog: Catalog) -> PlatformFactory:
+    """Real platforms by spec.platform.kind (the journaled fake when the crash tests ask)."""
+    journal = os.environ.get(FAKE_PLATFORM_ENV)
+
+    def factory(spec: TenantSpec) -> Platform:
+        if journal:
+            from osp_ops.platforms.fake import JournalFakePlatform
+
+            return JournalFakePlatform(path=journal)
+        if spec.platform.kind == "hosts":
+            from osp_ops.platforms.hosts import HostsPlatform
+
+            hosts: Platform = HostsPlatform(settings=settings, catalog=catalog)
+            return hosts
+        if spec.platform.kind == "kubernetes":
+            from osp_ops.platforms.kubernetes import KubernetesPlatform
+
+            kube: Platform = KubernetesPlatform(settings=settings, catalog=catalog)
+            return kube
+        raise ConfigError(f"unknown platform {spec.platform.kind!r}")
+
+    return factory
+
+
+def build_context(
+    settings: Settings,
+    *,
+    actor: str | None = None,
+    catalog: Catalog | None = None,
+    platform_factory: PlatformFactory | None = None,
+) -> Context:
+    """Open the state DB (migrating it) and wire the stores and platforms."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    catalog = catalog or default_catalog()
+    return Context(
+        settings=settings,
+        db=Database(settings.effective_state_url),
+        catalog=catalog,
+        actor=actor or default_actor(),
+        platform_factory=platform_factory or default_platform_factory(settings, catalog),
+    )

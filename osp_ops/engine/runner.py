@@ -1,0 +1,203 @@
+"""Runs an operation: lease, steps in order with progress persisted after each, retries.
+
+A rerun of an interrupted operation (kill -9, reboot) skips the steps recorded as done
+and starts at the first unfinished one; steps are idempotent, so a step cut off after
+its effect but before its record is safe to run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from osp_ops.domain.errors import (
+    LeaseHeldError,
+    OperationCancelledError,
+    OspOpsError,
+    TemporaryError,
+)
+from osp_ops.domain.spec import validate_spec
+from osp_ops.engine import failpoints
+from osp_ops.engine.context import Context
+from osp_ops.engine.progress import Progress, SilentProgress
+from osp_ops.engine.steps import KINDS, STEPS, StepContext
+from osp_ops.platforms.base import Event
+from osp_ops.store.leases import Lease, holder_id
+from osp_ops.store.operations import FINISHED, OperationInfo
+
+log = logging.getLogger("osp_ops.engine")
+
+MAX_BACKOFF = 30.0
+
+
+class _Heartbeat:
+    """Renews a lease in the background; remembers if it was lost."""
+
+    def __init__(self, ctx: Context, lease: Lease) -> None:
+        self.ctx, self.lease = ctx, lease
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        ttl = self.ctx.settings.lease_ttl_seconds
+        while not self._stop.wait(ttl / 3):
+            try:
+                self.lease = self.ctx.leases.renew(self.lease, ttl)
+            except OspOpsError as e:
+                self.lost = str(e)
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def acquire_lease(ctx: Context, tenant: str, holder: str, *, wait: float) -> Lease:
+    """Take the tenant's lease, polling up to ``wait`` seconds while another holds it."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return ctx.leases.acquire(tenant, holder, ctx.settings.lease_ttl_seconds)
+        except LeaseHeldError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+
+
+def run_operation(
+    ctx: Context, op_id: str, *, progress: Progress | None = None, wait: float = 0.0
+) -> OperationInfo:
+    """Run (or resume) an operation to its end; returns its final record.
+
+    Raises the operation's error after recording it (LeaseHeldError without recording:
+    the operation stays queued for whoever holds the lease or a later run).
+    """
+    progress = progress or SilentProgress()
+    op = ctx.operations.get(op_id)
+    if op.status in FINISHED:
+        return op
+    kind = KINDS[op.kind]
+    holder = holder_id(f"op:{op.id}")
+    lease = acquire_lease(ctx, op.tenant, holder, wait=wait)
+    try:
+        with _Heartbeat(ctx, lease) as heartbeat:
+            _run_steps(ctx, op, holder, heartbeat, progress)
+    except OspOpsError as e:
+        _record_failure(ctx, op, kind.failure_phase, e)
+        raise
+    except Exception as e:
+        _record_failure(ctx, op, kind.failure_phase, e)
+        raise
+    finally:
+        ctx.leases.release(lease)
+    return ctx.operations.get(op.id)
+
+
+def _record_failure(ctx: Context, op: OperationInfo, phase: Any, error: BaseException) -> None:
+    cancelled = isinstance(error, OperationCancelledError)
+    message = str(error) if isinstance(error, OspOpsError) else f"unexpected {error!r}"
+    ctx.operations.finish(op.id, "cancelled" if cancelled else "failed", message)
+    if phase is not None and not cancelled and ctx.tenants.get(op.tenant) is not None:
+        ctx.tenants.set_phase(op.tenant, phase, f"{op.kind} failed: {message}", force=True)
+    ctx.audit.append(
+        actor=op.requested_by,
+        action=f"{op.kind}.failed",
+        tenant=op.tenant,
+        details={"operation": op.id, "error": message},
+    )
+    log.error("operation failed", extra={"tenant": op.tenant, "operation": op.id, "error": message})
+
+
+def _run_steps(
+    ctx: Context, op: OperationInfo, holder: str, heartbeat: _Heartbeat, progress: Progress
+) -> None:
+    resumed = any(s.status != "pending" for s in op.steps)
+    ctx.operations.mark_running(op.id, holder)
+    ctx.audit.append(
+        actor=op.requested_by,
+        action=f"{op.kind}.{'resume' if resumed else 'start'}",
+        tenant=op.tenant,
+        details={"operation": op.id},
+    )
+    progress.started(op)
+    spec = validate_spec(op.params["spec"], source=f"operation {op.id}", catalog=ctx.catalog)
+    max_attempts = ctx.settings.step_max_attempts
+    for step in op.steps:
+        if step.status == "done":
+            progress.step(step.name, "skipped", detail="done before")
+            continue
+        if ctx.operations.is_cancelled(op.id):
+            raise OperationCancelledError(f"operation {op.id} was cancelled")
+        if heartbeat.lost:
+            raise TemporaryError(f"stopped: {heartbeat.lost}")
+        failpoints.hit(f"before-step:{step.name}")
+
+        def report(event: Event, _step: str = step.name) -> None:
+            ctx.operations.log(
+                op.id, step=_step, status=event.status, message=event.message, host=event.host
+            )
+            progress.event(_step, event)
+
+        sc = StepContext(ctx=ctx, op=op, spec=spec, report=report)
+        output = _attempt(ctx, op, step.idx, step.name, sc, max_attempts, progress)
+        failpoints.hit(f"after-step:{step.name}")
+        ctx.operations.step_done(op.id, step.idx, output[1], output[0])
+        failpoints.hit(f"step-recorded:{step.name}")
+        progress.step(step.name, "done", detail=output[0])
+    ctx.operations.finish(op.id, "succeeded")
+    ctx.audit.append(
+        actor=op.requested_by,
+        action=f"{op.kind}.succeeded",
+        tenant=op.tenant,
+        details={"operation": op.id},
+    )
+
+
+def _attempt(
+    ctx: Context,
+    op: OperationInfo,
+    idx: int,
+    name: str,
+    sc: StepContext,
+    max_attempts: int,
+    progress: Progress,
+) -> tuple[str | None, float]:
+    fn = STEPS[name]
+    while True:
+        attempt = ctx.operations.step_started(op.id, idx)
+        progress.step(name, "running", attempt=attempt)
+        started = time.perf_counter()
+        try:
+            output = fn(sc)
+            return output, (time.perf_counter() - started) * 1000
+        except TemporaryError as e:
+            final = attempt >= max_attempts
+            ctx.operations.step_failed(op.id, idx, str(e), final=final)
+            if final:
+                progress.step(name, "failed", attempt=attempt, detail=str(e))
+                raise
+            delay = (
+                min(MAX_BACKOFF, max(e.delay, ctx.settings.retry_base_delay) * 2 ** (attempt - 1))
+                if ctx.settings.retry_base_delay
+                else 0.0
+            )
+            ctx.operations.log(
+                op.id,
+                step=name,
+                status="retrying",
+                message=f"attempt {attempt} failed: {e}; retrying in {delay:.1f}s",
+            )
+            progress.step(name, "retrying", attempt=attempt, detail=str(e))
+            time.sleep(delay)
+        except Exception as e:
+            message = str(e) if isinstance(e, OspOpsError) else f"unexpected {e!r}"
+            ctx.operations.step_failed(op.id, idx, message, final=True)
+            progress.step(name, "failed", attempt=attempt, detail=message)
+            raise

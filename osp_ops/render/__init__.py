@@ -1,0 +1,1 @@
+"""Rendering: tenant spec + settings -> platform inputs (Helm values, Ansible vars). Pure."""

@@ -1,0 +1,1 @@
+"""Persistence: the state DB (SQLAlchemy + Alembic), secrets, audit log, tenant spec files."""

@@ -1,0 +1,162 @@
+"""Tables of the state DB. Changes here need an Alembic migration in migrations/versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class TenantRow(Base):
+    """What osp-ops knows of a tenant: phase, versions, platform."""
+
+    __tablename__ = "tenants"
+    slug: Mapped[str] = mapped_column(String(63), primary_key=True)
+    phase: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    app: Mapped[str] = mapped_column(String(40))
+    desired_version: Mapped[str] = mapped_column(String(40))
+    observed_version: Mapped[str | None] = mapped_column(String(40))
+    platform: Mapped[str] = mapped_column(String(20))
+    spec_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class OperationRow(Base):
+    """One operation on a tenant: a kind and an ordered list of steps."""
+
+    __tablename__ = "operations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(63), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    params: Mapped[dict[str, Any]]
+    dedup_key: Mapped[str] = mapped_column(String(128), index=True)
+    requested_by: Mapped[str] = mapped_column(String(120))
+    worker: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class StepRow(Base):
+    """One step of an operation, with its progress."""
+
+    __tablename__ = "steps"
+    operation_id: Mapped[str] = mapped_column(
+        ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+
+
+class OperationLogRow(Base):
+    """Events reported while an operation ran (platform tasks, retries)."""
+
+    __tablename__ = "operation_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    operation_id: Mapped[str] = mapped_column(
+        ForeignKey("operations.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    step: Mapped[str | None] = mapped_column(String(60))
+    host: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    """Append-only audit log; each row's hash covers the previous row's hash."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(120))
+    tenant: Mapped[str | None] = mapped_column(String(63), index=True)
+    action: Mapped[str] = mapped_column(String(60))
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The last audit row's id and hash, so deleting the tail is detected too."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LeaseRow(Base):
+    """One lease per tenant; ``token`` only grows (fencing)."""
+
+    __tablename__ = "leases"
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SecretRow(Base):
+    """An encrypted secret of a tenant (nonce + AES-GCM ciphertext)."""
+
+    __tablename__ = "secrets"
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+
+class BackupRow(Base):
+    """Cache of the backup catalog (the object store is the source of truth)."""
+
+    __tablename__ = "backups"
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(63), index=True)
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    verified_at: Mapped[datetime | None]
+    manifest: Mapped[dict[str, Any]]
+
+
+class DrillRow(Base):
+    """A restore drill: which backup, how long it took, what it found."""
+
+    __tablename__ = "drills"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(63), index=True)
+    backup_id: Mapped[str] = mapped_column(String(60))
+    started_at: Mapped[datetime]
+    rto_seconds: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[str] = mapped_column(String(20))
+    details: Mapped[dict[str, Any]]

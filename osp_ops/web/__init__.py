@@ -1,0 +1,1 @@
+"""The self-service web form and status pages (FastAPI)."""
