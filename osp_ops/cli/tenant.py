@@ -15,7 +15,7 @@ from osp_ops.domain.errors import NotFoundError, Problem, SpecError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.domain.specdoc import spec_markdown
-from osp_ops.engine.api import kind_for_converge, request
+from osp_ops.engine.api import request, request_converge
 
 app = typer.Typer(help="Municipalities' instances.", no_args_is_help=True)
 
@@ -29,21 +29,21 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every pl
 
 def _finish(
     c: typer.Context,
-    kind: str,
+    kind: str | None,
     spec: TenantSpec,
     async_: bool,
     wait: float,
     verbose: bool,
-    params: dict[str, object] | None = None,
 ) -> None:
+    """Request ``kind`` (None: whatever converges the tenant) and run it here or queue it."""
     ctx = context(c)
-    op, created = request(ctx, kind, spec, params=params)
+    op, created = request_converge(ctx, spec) if kind is None else request(ctx, kind, spec)
     if async_:
         queued(op, created)
         return
     result = run_inline(ctx, op, created=created, wait=wait, verbose=verbose)
-    console.print(f"[green]{kind} {spec.slug}: {result.status}[/]")
-    if kind in ("create", "apply", "resume"):
+    console.print(f"[green]{result.kind} {spec.slug}: {result.status}[/]")
+    if result.kind in ("create", "apply", "upgrade", "resume"):
         _print_access(c, spec)
 
 
@@ -115,8 +115,7 @@ def create(
         ctx.specs.check_against_fleet(spec)
         path = ctx.specs.write(spec)
         console.print(f"wrote {path}")
-    kind = kind_for_converge(ctx, slug)
-    _finish(c, kind, spec, async_, wait, verbose)
+    _finish(c, None, spec, async_, wait, verbose)
 
 
 def _spec_from_flags(
@@ -166,7 +165,7 @@ def apply(
         raise SpecError([Problem("arguments", "give a tenant slug or --all")], subject="command")
     specs = list(ctx.specs.load_all().values()) if all_ else [ctx.specs.load(str(slug))]
     for spec in specs:
-        _finish(c, kind_for_converge(ctx, spec.slug), spec, async_, wait, verbose)
+        _finish(c, None, spec, async_, wait, verbose)
 
 
 @app.command()

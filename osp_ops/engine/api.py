@@ -7,13 +7,15 @@ then records the tenant and a queued operation; bad input leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from osp_ops.domain.errors import IllegalTransitionError
 from osp_ops.domain.phases import TRANSITIONS, Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec
 from osp_ops.engine.context import Context
-from osp_ops.engine.steps import KINDS
+from osp_ops.engine.steps import KINDS, STEPS
+from osp_ops.engine.upgrade import upgrade_steps
 from osp_ops.store.operations import OperationInfo
 
 # The phase a kind moves the tenant into first; checked before anything is recorded.
@@ -23,6 +25,7 @@ _ENTRY_PHASE = {
     "suspend": Phase.suspended,
     "resume": Phase.ready,
     "delete": Phase.deleting,
+    "upgrade": Phase.updating,
 }
 
 
@@ -43,6 +46,7 @@ def request(
     *,
     params: dict[str, Any] | None = None,
     requested_by: str | None = None,
+    steps: Sequence[str] | None = None,
 ) -> tuple[OperationInfo, bool]:
     """Validate and queue an operation of ``kind`` on ``spec``'s tenant.
 
@@ -73,7 +77,7 @@ def request(
     op, created = ctx.operations.enqueue(
         tenant=spec.slug,
         kind=kind,
-        steps=KINDS[kind].steps,
+        steps=steps or KINDS[kind].steps,
         params=all_params,
         requested_by=requested_by or ctx.actor,
     )
@@ -85,3 +89,31 @@ def request(
             details={"operation": op.id},
         )
     return op, created
+
+
+def request_upgrade(
+    ctx: Context, spec: TenantSpec, *, requested_by: str | None = None
+) -> tuple[OperationInfo, bool]:
+    """Queue an upgrade from the running version to the spec's, one catalog step at a time.
+
+    A backup is taken first when the backup step is available. CatalogError when the
+    catalog allows no path (a downgrade or a skipped minor version).
+    """
+    rec = ctx.tenants.get(spec.slug)
+    if rec is None or rec.observed_version is None:
+        raise IllegalTransitionError(f"cannot upgrade {spec.slug!r}: it runs no version yet")
+    path = ctx.catalog.app(spec.app.name).upgrade_path(rec.observed_version, spec.app.version)
+    steps = upgrade_steps(tuple(path), backup_first="backup-before-upgrade" in STEPS)
+    return request(ctx, "upgrade", spec, params={"from": rec.observed_version, "path": path},
+                   requested_by=requested_by, steps=steps)
+
+
+def request_converge(
+    ctx: Context, spec: TenantSpec, *, requested_by: str | None = None
+) -> tuple[OperationInfo, bool]:
+    """Create, apply or upgrade: whatever brings the tenant to its spec."""
+    kind = kind_for_converge(ctx, spec.slug)
+    rec = ctx.tenants.get(spec.slug)
+    if kind == "apply" and rec is not None and rec.observed_version not in (None, spec.app.version):
+        return request_upgrade(ctx, spec, requested_by=requested_by)
+    return request(ctx, kind, spec, requested_by=requested_by)

@@ -145,7 +145,8 @@ def _run_steps(
             )
             progress.event(_step, event)
 
-        sc = StepContext(ctx=ctx, op=op, spec=spec, report=report)
+        arg = step.name.partition("@")[2]
+        sc = StepContext(ctx=ctx, op=op, spec=spec, report=report, arg=arg or None)
         output = _attempt(ctx, op, step.idx, step.name, sc, max_attempts, progress)
         failpoints.hit(f"after-step:{step.name}")
         ctx.operations.step_done(op.id, step.idx, output[1], output[0])
@@ -169,7 +170,7 @@ def _attempt(
     max_attempts: int,
     progress: Progress,
 ) -> tuple[str | None, float]:
-    fn = STEPS[name]
+    fn = STEPS[name.partition("@")[0]]
     while True:
         attempt = ctx.operations.step_started(op.id, idx)
         progress.step(name, "running", attempt=attempt)

@@ -24,6 +24,8 @@ class StepContext:
     op: OperationInfo
     spec: TenantSpec
     report: Reporter
+    # A step named ``name@arg`` (e.g. ``deploy@0.28.4``) gets ``arg``.
+    arg: str | None = None
 
     @property
     def platform(self) -> Platform:
@@ -41,8 +43,8 @@ class StepContext:
 
     @property
     def version(self) -> str:
-        """The app version this operation deploys."""
-        return str(self.params.get("version") or self.spec.app.version)
+        """The app version this step deploys: its argument, else the operation's or spec's."""
+        return str(self.arg or self.params.get("version") or self.spec.app.version)
 
 
 StepFn = Callable[[StepContext], str | None]
@@ -113,6 +115,12 @@ def mark_ready(sc: StepContext) -> str:
     return "ready"
 
 
+def record_version(sc: StepContext) -> str:
+    """Record the version reached so far (an upgrade stopped midway says where it is)."""
+    sc.ctx.tenants.set_observed_version(sc.spec.slug, sc.version)
+    return f"running {sc.version}"
+
+
 def suspend(sc: StepContext) -> str:
     """Stop the app; show the maintenance page."""
     return f"changed={sc.platform.suspend(spec=sc.spec, reporter=sc.report).changed}"
@@ -151,6 +159,7 @@ STEPS: dict[str, StepFn] = {
     "bootstrap-admin": _task("bootstrap-admin"),
     "check-health": check_health,
     "mark-ready": mark_ready,
+    "record-version": record_version,
     "suspend": suspend,
     "mark-suspended": _phase(Phase.suspended),
     "resume": resume,
@@ -200,13 +209,15 @@ KINDS: dict[str, Kind] = {
         Kind("suspend", ("suspend", "mark-suspended")),
         Kind("resume", ("resume", "check-health", "mark-ready")),
         Kind("delete", ("begin-delete", "destroy", "forget-secrets", "mark-deleted")),
+        # Steps computed per request from the catalog path (see engine/upgrade.py).
+        Kind("upgrade", ()),
     )
 }
 
 
 def register(kind: Kind, steps: Mapping[str, StepFn]) -> None:
     """Add an operation kind and its step functions (backups, upgrades plug in here)."""
-    unknown = [s for s in kind.steps if s not in STEPS and s not in steps]
+    unknown = [s for s in kind.steps if s.partition("@")[0] not in {*STEPS, *steps}]
     if unknown:
         raise ValueError(f"kind {kind.name}: steps without functions: {unknown}")
     STEPS.update(steps)

@@ -1,0 +1,68 @@
+"""Upgrades: walk the catalog's path one allowed version at a time.
+
+An upgrade is an operation whose steps are computed from the path: for each version,
+deploy it, run its migrations and check health, so a failure stops at a known version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from osp_ops.domain.maintenance import is_open, next_start
+from osp_ops.domain.spec import TenantSpec
+from osp_ops.engine.context import Context
+
+
+@dataclass(frozen=True)
+class UpgradePlan:
+    """What an upgrade of one tenant would do."""
+
+    tenant: str
+    app: str
+    current: str | None
+    target: str
+    path: tuple[str, ...]
+    window_open: bool
+    next_window: datetime
+
+    @property
+    def needed(self) -> bool:
+        """True when the running version differs from the spec's."""
+        return bool(self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for --json."""
+        return {"tenant": self.tenant, "app": self.app, "current": self.current,
+                "target": self.target, "path": list(self.path), "window_open": self.window_open,
+                "next_window": self.next_window.isoformat()}
+
+
+def plan(ctx: Context, spec: TenantSpec, now: datetime) -> UpgradePlan:
+    """The upgrade path of a tenant from its running version to its spec's version.
+
+    Raises CatalogError when the catalog allows no path (downgrade or skipped minor).
+    """
+    rec = ctx.tenants.get(spec.slug)
+    current = rec.observed_version if rec else None
+    app = ctx.catalog.app(spec.app.name)
+    path = tuple(app.upgrade_path(current, spec.app.version)) if current else ()
+    window = spec.maintenance_window
+    return UpgradePlan(
+        tenant=spec.slug, app=spec.app.name, current=current, target=spec.app.version,
+        path=path, window_open=is_open(window, spec.time_zone, now),
+        next_window=next_start(window, spec.time_zone, now),
+    )
+
+
+def upgrade_steps(path: tuple[str, ...], *, backup_first: bool) -> tuple[str, ...]:
+    """Steps of an upgrade along ``path``."""
+    steps: list[str] = ["begin-update"]
+    if backup_first:
+        steps.append("backup-before-upgrade")
+    for version in path:
+        steps += [f"deploy@{version}", f"migrate@{version}", f"check-health@{version}",
+                  f"record-version@{version}"]
+    steps.append("mark-ready")
+    return tuple(steps)
