@@ -1,0 +1,95 @@
+"""Upgrades walk the catalog path one version at a time (engine + fake platform, SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from osp_ops.domain.errors import CatalogError, PlatformError
+from osp_ops.domain.phases import Phase
+from osp_ops.domain.spec import TenantSpec, validate_spec
+from osp_ops.engine.api import request, request_converge
+from osp_ops.engine.context import Context, build_context
+from osp_ops.engine.runner import run_operation
+from osp_ops.platforms.fake import FakePlatform
+from osp_ops.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+def _spec(version: str) -> TenantSpec:
+    return validate_spec({
+        "slug": "lyon", "name": "Lyon", "app": {"name": "decidim", "version": version},
+        "hosts": {"primary": "lyon.example.org"},
+        "admin": {"name": "Admin", "email": "admin@lyon.example.org"},
+    })
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Context:
+    settings = Settings(data_dir=tmp_path / "data", tenants_dir=tmp_path / "tenants",
+                        retry_base_delay=0)
+    fake = FakePlatform()
+    return build_context(settings, actor="test", platform_factory=lambda _spec: fake)
+
+
+def _converge(ctx: Context, spec: TenantSpec) -> str:
+    ctx.specs.write(spec)
+    op, _ = request_converge(ctx, spec)
+    return run_operation(ctx, op.id).kind
+
+
+def test_upgrade_passes_through_every_allowed_version(ctx: Context) -> None:
+    assert _converge(ctx, _spec("0.27.6")) == "create"
+    assert _converge(ctx, _spec("0.28.5")) == "upgrade"
+    fake = ctx.platform(_spec("0.28.5"))
+    assert isinstance(fake, FakePlatform)
+    deploys = [c for c in fake.calls if c[0] == "deploy"]
+    assert len(deploys) == 4  # create + 0.27.7, 0.28.4, 0.28.5
+    rec = ctx.tenants.require("lyon")
+    assert rec.observed_version == "0.28.5"
+    assert rec.phase is Phase.ready
+    op = ctx.operations.recent(tenant="lyon", limit=1)[0]
+    assert [s.name for s in op.steps if s.name.startswith("deploy@")] == [
+        "deploy@0.27.7", "deploy@0.28.4", "deploy@0.28.5"]
+
+
+def test_downgrade_is_refused_before_anything_is_recorded(ctx: Context) -> None:
+    _converge(ctx, _spec("0.28.4"))
+    before = len(ctx.operations.recent(limit=100))
+    with pytest.raises(CatalogError, match="cannot be upgraded from 0.28.4 to 0.27.7"):
+        request_converge(ctx, _spec("0.27.7"))
+    assert len(ctx.operations.recent(limit=100)) == before
+
+
+def test_failed_upgrade_records_the_version_reached(ctx: Context) -> None:
+    _converge(ctx, _spec("0.27.7"))
+    fake = ctx.platform(_spec("0.27.7"))
+    assert isinstance(fake, FakePlatform)
+    # Deploy of 0.28.4 works, deploy of 0.28.5 fails permanently.
+    fake.fail["deploy"] = []
+    ctx.specs.write(_spec("0.28.5"))
+    op, _ = request_converge(ctx, _spec("0.28.5"))
+    original = fake.deploy
+
+    def deploy(**kw: object) -> object:
+        if kw["version"] == "0.28.5":
+            raise PlatformError("image pull failed")
+        return original(**kw)  # type: ignore[arg-type]
+
+    fake.deploy = deploy  # type: ignore[method-assign]
+    with pytest.raises(PlatformError):
+        run_operation(ctx, op.id)
+    rec = ctx.tenants.require("lyon")
+    assert rec.observed_version == "0.28.4"
+    assert rec.phase is Phase.failed
+    assert "image pull failed" in (rec.reason or "")
+
+
+def test_suspend_of_never_created_tenant_is_refused(ctx: Context) -> None:
+    from osp_ops.domain.errors import IllegalTransitionError
+
+    with pytest.raises(IllegalTransitionError, match="never created"):
+        request(ctx, "suspend", _spec("0.27.6"))
+    assert ctx.tenants.get("lyon") is None
