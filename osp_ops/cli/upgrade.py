@@ -36,14 +36,28 @@ def plan_(
     """For each tenant: running version, spec version, the path between, its window."""
     plans, refused = _plans(c)
     if json_:
-        print_json({"plans": [p.to_json() for p in plans],
-                    "refused": [{"tenant": t, "error": e} for t, e in refused]})
+        print_json(
+            {
+                "plans": [p.to_json() for p in plans],
+                "refused": [{"tenant": t, "error": e} for t, e in refused],
+            }
+        )
         return
-    table(None, ["TENANT", "APP", "RUNNING", "SPEC", "PATH", "WINDOW"],
-          [[p.tenant, p.app, p.current or "not deployed", p.target,
-            " → ".join(p.path) if p.path else "up to date",
-            "open now" if p.window_open else f"next {p.next_window:%a %Y-%m-%d %H:%M %Z}"]
-           for p in plans])
+    table(
+        None,
+        ["TENANT", "APP", "RUNNING", "SPEC", "PATH", "WINDOW"],
+        [
+            [
+                p.tenant,
+                p.app,
+                p.current or "not deployed",
+                p.target,
+                " → ".join(p.path) if p.path else "up to date",
+                "open now" if p.window_open else f"next {p.next_window:%a %Y-%m-%d %H:%M %Z}",
+            ]
+            for p in plans
+        ],
+    )
     for tenant, error in refused:
         console.print(f"[red]{tenant}: {error}[/]")
 

@@ -34,9 +34,15 @@ class UpgradePlan:
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for --json."""
-        return {"tenant": self.tenant, "app": self.app, "current": self.current,
-                "target": self.target, "path": list(self.path), "window_open": self.window_open,
-                "next_window": self.next_window.isoformat()}
+        return {
+            "tenant": self.tenant,
+            "app": self.app,
+            "current": self.current,
+            "target": self.target,
+            "path": list(self.path),
+            "window_open": self.window_open,
+            "next_window": self.next_window.isoformat(),
+        }
 
 
 def plan(ctx: Context, spec: TenantSpec, now: datetime) -> UpgradePlan:
@@ -50,8 +56,12 @@ def plan(ctx: Context, spec: TenantSpec, now: datetime) -> UpgradePlan:
     path = tuple(app.upgrade_path(current, spec.app.version)) if current else ()
     window = spec.maintenance_window
     return UpgradePlan(
-        tenant=spec.slug, app=spec.app.name, current=current, target=spec.app.version,
-        path=path, window_open=is_open(window, spec.time_zone, now),
+        tenant=spec.slug,
+        app=spec.app.name,
+        current=current,
+        target=spec.app.version,
+        path=path,
+        window_open=is_open(window, spec.time_zone, now),
         next_window=next_start(window, spec.time_zone, now),
     )
 
@@ -62,7 +72,11 @@ def upgrade_steps(path: tuple[str, ...], *, backup_first: bool) -> tuple[str, ..
     if backup_first:
         steps.append("backup-before-upgrade")
     for version in path:
-        steps += [f"deploy@{version}", f"migrate@{version}", f"check-health@{version}",
-                  f"record-version@{version}"]
+        steps += [
+            f"deploy@{version}",
+            f"migrate@{version}",
+            f"check-health@{version}",
+            f"record-version@{version}",
+        ]
     steps.append("mark-ready")
     return tuple(steps)
