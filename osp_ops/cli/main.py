@@ -7,7 +7,6 @@ settings, catalog); 3 not found; 4 illegal phase change; 5 tenant busy (lease he
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from osp_ops.cli import audit, config, ops, secrets, tenant, upgrade, web, worker
+from osp_ops.cli import audit, config, logs, ops, secrets, tenant, upgrade, web, worker
 from osp_ops.cli.output import err_console
 from osp_ops.domain.errors import OspOpsError, SpecError
 from osp_ops.engine.context import Context, build_context
@@ -58,11 +57,7 @@ def _root(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More logging.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    logs.setup(verbose)
     ctx.obj = State(config_file=config_file)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from osp_ops.domain.errors import NotFoundError
+from osp_ops.domain.redaction import redact
 from osp_ops.store.db import Database, utcnow
 from osp_ops.store.tables import OperationLogRow, OperationRow, StepRow
 
@@ -237,7 +238,7 @@ class Operations:
         with self.db.transaction() as s:
             row = s.get(OperationRow, op_id)
             assert row is not None
-            row.status, row.error, row.finished_at = status, error, utcnow()
+            row.status, row.error, row.finished_at = status, redact(error or "") or None, utcnow()
 
     def requeue(self, op_id: str) -> None:
         """Put a failed or cancelled operation back in the queue; failed steps reset."""
@@ -272,7 +273,7 @@ class Operations:
                 "done",
                 utcnow(),
                 duration_ms,
-                output,
+                redact(output) if output else output,
                 None,
             )
 
@@ -281,7 +282,7 @@ class Operations:
         with self.db.transaction() as s:
             row = s.get(StepRow, (op_id, idx))
             assert row is not None
-            row.error = error
+            row.error = redact(error)
             row.status = "failed" if final else "running"
 
     def log(
@@ -296,7 +297,7 @@ class Operations:
                     step=step,
                     host=host,
                     status=status,
-                    message=message,
+                    message=redact(message),
                 )
             )
 

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, select
 
+from osp_ops.domain import redaction
 from osp_ops.domain.errors import NotFoundError, SecretError
 from osp_ops.store.db import Database, utcnow
 from osp_ops.store.tables import SecretRow
@@ -96,7 +97,9 @@ class SecretStore:
             raise SecretError(
                 f"secret {row.name!r} of {row.tenant!r} fails authentication"
             ) from None
-        return plain.decode()
+        value = plain.decode()
+        redaction.register(value)
+        return value
 
     def ensure(self, tenant: str, name: str, generate: Callable[[], str]) -> bool:
         """Create the secret if missing (generated once); True when it was created."""
