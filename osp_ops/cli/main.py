@@ -71,6 +71,14 @@ app.add_typer(web.app, name="web")
 app.command("worker")(worker.worker)
 
 
+@app.command("docs", hidden=True)
+def _docs(what: str = typer.Argument("cli", help="Only `cli` for now.")) -> None:
+    """Print the generated CLI reference (docs/cli.md)."""
+    from osp_ops.cli.docgen import cli_markdown
+
+    typer.echo(cli_markdown(app), nl=False)
+
+
 def main() -> None:
     """Console script: run the CLI, turning expected errors into one line and an exit code."""
     try:
