@@ -1,7 +1,9 @@
 """Renders charts/decidim with every ci/values-*.yaml scenario and checks the output.
 
 Needs the helm binary (integration tier). It is found through $OSP_OPS_HELM, then PATH,
-then ~/.cache/osp-ops/testbin/bin/helm; without it these tests fail, they do not skip.
+then the test binaries of scripts/testbin ($OSP_OPS_TESTBIN or ~/.cache/osp-ops/testbin/bin);
+without it these tests fail, they do not skip. tests/charts/test_decidim_chart_k8s.py
+installs the chart into the test control plane.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ def helm() -> str:
     candidates = [
         os.environ.get("OSP_OPS_HELM"),
         shutil.which("helm"),
+        str(Path(os.environ.get("OSP_OPS_TESTBIN", "")) / "helm")
+        if os.environ.get("OSP_OPS_TESTBIN")
+        else None,
         str(Path.home() / ".cache" / "osp-ops" / "testbin" / "bin" / "helm"),
     ]
     for candidate in candidates:
@@ -91,7 +96,7 @@ def _construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bo
 
 UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
