@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -59,13 +60,15 @@ def test_postgres_minio_ssh_hosts_stop_cleanly() -> None:
     s3.stop()
     hosts.stop()
 
-    assert not [pid for pid in pids if pid and pid_alive(pid)]
+    assert not [pid for pid in pids if pid and pid_alive(pid)], "a service outlived stop()"
     assert not [pid for pid in pg_children if pid_alive(pid)]
     for svc_dir in (pg.base, s3.base, hosts.base):
         assert processes_mentioning(str(svc_dir)) == []
     assert not set(namespaces) & set(netns_list())
     links = Path("/sys/class/net")
     assert not [h.veth for h in hosts.hosts if (links / h.veth).exists()]
+    for svc_dir in (pg.base, s3.base, hosts.base):
+        shutil.rmtree(svc_dir)
 
 
 @pytest.mark.k8s
@@ -78,6 +81,7 @@ def test_kube_stops_cleanly() -> None:
     cluster.stop()
     assert not [name for name, pid in pids.items() if pid_alive(pid)]
     assert processes_mentioning(str(cluster.base)) == []
+    shutil.rmtree(cluster.base)
 
 
 def _ppid(proc_dir: Path) -> int:
