@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tests.fixtures.kube import KubeCluster
 from tests.fixtures.procs import wait_until
