@@ -34,9 +34,12 @@ class Plan(BaseModel):
     web: Resources
     worker_replicas: int
     worker: Resources
-    # Tenant quota (ResourceQuota on Kubernetes, cgroup/disk expectations on hosts).
+    # Tenant quota (ResourceQuota on Kubernetes, cgroup/disk expectations on hosts):
+    # requests, and the larger ceiling on limits (limits add up past requests).
     quota_cpu: str
     quota_memory: str
+    quota_limits_cpu: str
+    quota_limits_memory: str
     quota_storage: str
     quota_pods: int
     # Worker processes of a Python app on hosts.
@@ -56,6 +59,8 @@ PLANS: dict[PlanName, Plan] = {
         ),
         quota_cpu="2",
         quota_memory="4Gi",
+        quota_limits_cpu="6",
+        quota_limits_memory="8Gi",
         quota_storage="10Gi",
         quota_pods=10,
         app_workers=2,
@@ -70,6 +75,8 @@ PLANS: dict[PlanName, Plan] = {
         ),
         quota_cpu="4",
         quota_memory="8Gi",
+        quota_limits_cpu="12",
+        quota_limits_memory="16Gi",
         quota_storage="50Gi",
         quota_pods=20,
         app_workers=4,
@@ -84,6 +91,8 @@ PLANS: dict[PlanName, Plan] = {
         ),
         quota_cpu="12",
         quota_memory="24Gi",
+        quota_limits_cpu="32",
+        quota_limits_memory="48Gi",
         quota_storage="200Gi",
         quota_pods=40,
         app_workers=8,
