@@ -1,0 +1,431 @@
+"""The streaming pipeline: source -> zstd -> age -> SHA-256 -> object store, and back.
+
+Nothing lands on disk and memory stays bounded whatever the size::
+
+    pg_dump stdout ─► HashingReader (plain size, sha256)
+                    ─► zstandard stream_reader (level 3; releases the GIL)
+                    ─► pyrage.encrypt_io (age v1 STREAM format)     [encoder thread]
+                    ─► ChunkPipe (at most 4 chunks of 1 MiB)
+                    ─► store.put_stream (stored size, sha256)        [caller thread]
+
+The encoder thread checks the source's exit status *before* it closes the pipe: a
+failed ``pg_dump`` makes ``put_stream`` fail, so the store never commits its object.
+The stored bytes are a standard ``.zst.age`` file: ``age -d -i key | zstd -dc`` reads it.
+
+Decoding is the mirror image (:func:`decode_object`): object chunks -> age decrypt
+[decoder thread] -> zstd decompress -> the consumer, with both checksums compared at
+the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol, cast
+from urllib.parse import unquote, urlparse
+
+import pyrage
+import zstandard
+
+from osp_ops.backups.objectstore import ObjectStore
+from osp_ops.backups.streams import CHUNK, ChunkPipe, CountingWriter, HashingReader, IterReader
+from osp_ops.domain.errors import BackupError, OspOpsError
+
+ZSTD_LEVEL = 3
+
+
+class Source(Protocol):
+    """Something that yields a plain byte stream, and says at the end whether it worked."""
+
+    kind: str
+
+    def open(self) -> IO[bytes]:
+        """Start producing; return the readable stream."""
+        ...
+
+    def finish(self) -> None:
+        """Wait for the producer; raise BackupError if it failed. Called after EOF."""
+        ...
+
+    def kill(self) -> None:
+        """Stop the producer early (the upload failed)."""
+        ...
+
+
+@dataclass
+class CommandSource:
+    """A command whose stdout is the stream (``pg_dump -Fc -Z0``, ``ssh host pg_dump ...``).
+
+    Secrets go in ``env`` (``PGPASSWORD``) or a 0600 passfile named by ``PGPASSFILE``,
+    never in ``argv``: argv is visible to every user of the host in ``ps``.
+    ``kind`` is recorded in the manifest: ``pg_dump-custom``, ``pg_dump-plain`` or ``tar``.
+    """
+
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    kind: str = "pg_dump-custom"
+    versions: Mapping[str, str] = field(default_factory=dict)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _stderr: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    def open(self) -> IO[bytes]:
+        """Start the command."""
+        import tempfile
+
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
+        try:
+            self._proc = subprocess.Popen(
+                list(self.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env={**os.environ, **self.env},
+            )
+        except OSError as e:
+            raise BackupError(f"cannot start {self.argv[0]}: {e.strerror or e}") from e
+        assert self._proc.stdout is not None
+        return self._proc.stdout
+
+    def finish(self) -> None:
+        """Raise BackupError (with the command's stderr) on a non-zero exit."""
+        assert self._proc is not None and self._stderr is not None
+        rc = self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._stderr.seek(0)
+        err = self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
+        self._stderr.close()
+        if rc != 0:
+            raise BackupError(f"{Path(self.argv[0]).name} exited with status {rc}: {err}")
+
+    def kill(self) -> None:
+        """Kill the command."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait()
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+
+
+def libpq_env(dsn: str) -> dict[str, str]:
+    """Split a ``postgresql://user:pw@host:port/db`` DSN into libpq variables.
+
+    The password goes into ``PGPASSWORD`` so that no argv ever carries it.
+    """
+    u = urlparse(dsn)
+    if u.scheme not in ("postgresql", "postgres"):
+        raise BackupError("database DSN must be a postgresql:// URL")
+    env = {"PGDATABASE": unquote(u.path.lstrip("/")) or "postgres"}
+    if u.hostname:
+        env["PGHOST"] = u.hostname
+    if u.port:
+        env["PGPORT"] = str(u.port)
+    if u.username:
+        env["PGUSER"] = unquote(u.username)
+    if u.password is not None:
+        env["PGPASSWORD"] = unquote(u.password)
+    for part in u.query.split("&"):
+        k, _, v = part.partition("=")
+        if k == "sslmode":
+            env["PGSSLMODE"] = v
+    return env
+
+
+def pg_dump_source(
+    dsn: str, *, bin_dir: Path | None = None, plain: bool = False, extra: Sequence[str] = ()
+) -> CommandSource:
+    """A local ``pg_dump`` of the DSN's database (custom format, uncompressed: zstd does it).
+
+    Records the pg_dump and server versions for the manifest.
+    """
+    tool = str(bin_dir / "pg_dump") if bin_dir else "pg_dump"
+    psql = str(bin_dir / "psql") if bin_dir else "psql"
+    env = libpq_env(dsn)
+    versions: dict[str, str] = {}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        versions["pg_dump"] = subprocess.run(
+            [tool, "--version"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        versions["server"] = subprocess.run(
+            [psql, "-XAtc", "SHOW server_version"],
+            capture_output=True, text=True, check=True, timeout=30, env={**os.environ, **env},
+        ).stdout.strip()  # fmt: skip
+    fmt = ["-Fp"] if plain else ["-Fc", "-Z0"]
+    return CommandSource(
+        argv=[tool, *fmt, "--no-password", *extra],
+        env=env,
+        kind="pg_dump-plain" if plain else "pg_dump-custom",
+        versions=versions,
+    )
+
+
+@dataclass
+class DirectorySource:
+    """The files under ``root`` as an uncompressed tar stream (``tarfile`` mode ``w|``).
+
+    A thread writes the tar into an OS pipe; paths in the tar are relative to ``root``.
+    """
+
+    root: Path
+    kind: str = "tar"
+    versions: Mapping[str, str] = field(default_factory=dict)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _error: BaseException | None = field(default=None, init=False, repr=False)
+    _read: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    def open(self) -> IO[bytes]:
+        """Start the tar writer thread."""
+        if not self.root.is_dir():
+            raise BackupError(f"files directory {self.root} does not exist")
+        rfd, wfd = os.pipe()
+        self._read = os.fdopen(rfd, "rb")
+        self._thread = threading.Thread(target=self._write, args=(wfd,), daemon=True)
+        self._thread.start()
+        return self._read
+
+    def _write(self, wfd: int) -> None:
+        try:
+            with (
+                os.fdopen(wfd, "wb") as out,
+                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+            ):
+                for path in sorted(self.root.rglob("*")):
+                    tar.add(path, arcname=path.relative_to(self.root).as_posix(), recursive=False)
+        except BaseException as e:
+            self._error = e
+
+    def finish(self) -> None:
+        """Raise BackupError if writing the tar failed."""
+        assert self._thread is not None
+        self._thread.join()
+        if self._read is not None:
+            self._read.close()
+        if self._error is not None:
+            if isinstance(self._error, BrokenPipeError):
+                raise BackupError("tar stream interrupted") from self._error
+            raise BackupError(f"cannot archive {self.root}: {self._error}") from self._error
+
+    def kill(self) -> None:
+        """Close the read end: the writer thread gets a broken pipe and stops."""
+        if self._read is not None:
+            with contextlib.suppress(OSError):
+                self._read.close()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How stored bytes encode plain bytes: zstd level and age recipients (none = plain)."""
+
+    recipients: tuple[str, ...] = ()
+    zstd_level: int = ZSTD_LEVEL
+
+    @property
+    def suffix(self) -> str:
+        """File name suffix: ``.zst.age`` or ``.zst``."""
+        return ".zst.age" if self.recipients else ".zst"
+
+
+@dataclass(frozen=True)
+class StoredStream:
+    """What was stored for one stream."""
+
+    key: str
+    size: int
+    sha256: str
+    plain_size: int
+    plain_sha256: str
+    seconds: float
+
+
+def parse_recipients(recipients: Sequence[str]) -> list[pyrage.x25519.Recipient]:
+    """age X25519 recipients from ``age1...`` strings; BackupError names a bad one."""
+    out = []
+    for r in recipients:
+        try:
+            out.append(pyrage.x25519.Recipient.from_str(r.strip()))
+        except Exception as e:
+            raise BackupError(f"not an age public key: {r[:12]}...") from e
+    return out
+
+
+def parse_identities(identities: Sequence[str]) -> list[pyrage.x25519.Identity]:
+    """age X25519 identities from ``AGE-SECRET-KEY-1...`` strings (or key files' text)."""
+    out = []
+    for ident in identities:
+        for line in ident.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                out.append(pyrage.x25519.Identity.from_str(line))
+            except Exception as e:
+                raise BackupError("not an age secret key") from e
+    return out
+
+
+def new_identity() -> tuple[str, str]:
+    """A new age X25519 key pair: (secret ``AGE-SECRET-KEY-1...``, public ``age1...``)."""
+    ident = pyrage.x25519.Identity.generate()
+    return str(ident), str(ident.to_public())
+
+
+def encode_to_store(
+    *, source: Source, store: ObjectStore, key: str, encoding: Encoding
+) -> StoredStream:
+    """Stream ``source`` through zstd and age into ``store`` under ``key``.
+
+    Raises BackupError (source failed, bad recipient) or the store's error; in both
+    cases the store did not commit the object.
+    """
+    recipients = parse_recipients(encoding.recipients)
+    t0 = time.monotonic()
+    pipe = ChunkPipe(chunk_size=CHUNK, depth=4)
+    plain = HashingReader(source.open())
+    state: dict[str, BaseException] = {}
+
+    def encode() -> None:
+        try:
+            cctx = zstandard.ZstdCompressor(level=encoding.zstd_level)
+            with cctx.stream_reader(
+                cast(IO[bytes], plain), read_size=CHUNK, closefd=False
+            ) as compressed:
+                if recipients:
+                    pyrage.encrypt_io(compressed, pipe, recipients)
+                else:
+                    while chunk := compressed.read(CHUNK):
+                        pipe.write(chunk)
+            source.finish()
+            pipe.close()
+        except BaseException as e:
+            state["error"] = e
+            pipe.fail(_as_backup_error(e))
+
+    thread = threading.Thread(target=encode, name=f"encode {key}", daemon=True)
+    thread.start()
+    try:
+        size, sha = store.put_stream(key, pipe.chunks())
+    except BaseException:
+        pipe.abort()
+        source.kill()
+        thread.join(timeout=60)
+        raise
+    thread.join()
+    return StoredStream(key, size, sha, plain.size, plain.sha256, time.monotonic() - t0)
+
+
+def encode_bytes(
+    *, data: bytes, store: ObjectStore, key: str
+) -> StoredStream:  # small plain objects (spec.yaml)
+    """Store small bytes as they are (no compression, no encryption)."""
+    t0 = time.monotonic()
+    size, sha = store.put_stream(key, [data])
+    return StoredStream(key, size, sha, size, sha, time.monotonic() - t0)
+
+
+def _as_backup_error(e: BaseException) -> BaseException:
+    if isinstance(e, OspOpsError):
+        return e
+    err = BackupError(f"encoding failed: {e}")
+    err.__cause__ = e
+    return err
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """Checksums seen while decoding an object."""
+
+    size: int
+    sha256: str
+    plain_size: int
+    plain_sha256: str
+
+
+@contextlib.contextmanager
+def decode_object(
+    *, store: ObjectStore, key: str, encrypted: bool, identities: Sequence[str]
+) -> Iterator[tuple[IO[bytes], Callable[[], DecodeResult]]]:
+    """Open a stored object as a plain stream: download -> age decrypt -> zstd decompress.
+
+    Yields ``(reader, result)``: read the plain bytes from ``reader`` to the end, then
+    call ``result()`` for the sizes and checksums actually seen (it raises BackupError
+    if decryption failed). Decryption runs in a thread feeding a bounded pipe.
+    """
+    raw = HashingReader(IterReader(store.get_stream(key)))
+    thread: threading.Thread | None = None
+    pipe: ChunkPipe | None = None
+    if encrypted:
+        idents = parse_identities(identities)
+        if not idents:
+            raise BackupError(f"{key} is encrypted and no age identity was given")
+        pipe = ChunkPipe(chunk_size=CHUNK, depth=4)
+
+        def decrypt() -> None:
+            assert pipe is not None
+            try:
+                pyrage.decrypt_io(raw, pipe, idents)
+                pipe.close()
+            except BaseException as e:
+                pipe.fail(_decrypt_error(key, e))
+
+        thread = threading.Thread(target=decrypt, name=f"decrypt {key}", daemon=True)
+        thread.start()
+        compressed: Any = pipe.reader()
+    else:
+        compressed = raw
+    dctx = zstandard.ZstdDecompressor()
+    try:
+        with dctx.stream_reader(compressed, read_size=CHUNK, closefd=False) as zr:
+            plain = HashingReader(zr)
+
+            def result() -> DecodeResult:
+                # Drain what is left so the stored checksum covers the whole object.
+                while compressed.read(CHUNK):
+                    pass
+                while raw.read(CHUNK):
+                    pass
+                return DecodeResult(raw.size, raw.sha256, plain.size, plain.sha256)
+
+            try:
+                yield io.BufferedReader(plain, CHUNK), result
+            except zstandard.ZstdError as e:
+                raise BackupError(f"{key}: cannot decompress: {e}") from e
+    except zstandard.ZstdError as e:
+        raise BackupError(f"{key}: cannot decompress: {e}") from e
+    finally:
+        if pipe is not None:
+            pipe.abort()
+        if thread is not None:
+            thread.join(timeout=60)
+
+
+def _decrypt_error(key: str, e: BaseException) -> BaseException:
+    if isinstance(e, OspOpsError):
+        return e
+    if type(e).__name__ == "PipeClosedError":
+        return e
+    err = BackupError(f"{key}: cannot decrypt ({e}); wrong key or damaged object")
+    err.__cause__ = e
+    return err
+
+
+def copy_stream(reader: IO[bytes], writer: IO[bytes] | CountingWriter) -> int:
+    """Copy to the end in 1 MiB chunks; return the byte count."""
+    n = 0
+    while chunk := reader.read(CHUNK):
+        writer.write(chunk)
+        n += len(chunk)
+    return n

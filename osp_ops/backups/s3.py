@@ -1,0 +1,432 @@
+"""S3 object store (AWS, MinIO, Ceph RGW): the only module that imports boto3/botocore.
+
+Uploads
+    A stream becomes one multipart upload. Part ``i`` (0-based) is
+    ``8 MiB x 2**(i // 1000)`` bytes: 1000 parts of 8 MiB (8 GiB), then 1000 of 16 MiB,
+    and so on, so the 10,000-part limit of S3 is only reached past 8 TiB, beyond S3's
+    5 TiB object limit, while small backups use small parts. At most ``concurrency``
+    parts are in flight on a small thread pool and one more is being filled, so memory
+    stays below ``(concurrency + 1) x part size``. Streams smaller than one part are sent
+    with one ``PutObject``. Any failure aborts the multipart upload; a killed process
+    leaves it behind, and ``cleanup_incomplete`` (called at the start of every backup)
+    aborts the uploads left under the tenant's prefix. :meth:`S3Store.ensure_lifecycle`
+    adds a bucket rule that makes S3 itself abort them after one day.
+
+Retries
+    botocore's ``standard`` retry mode with ``max_attempts`` attempts (exponential
+    backoff with jitter, on throttling, 5xx and connection errors) and short connect and
+    read timeouts, so a permanent outage fails in bounded time. Downloads resume after a
+    dropped connection with a ranged GET (same ETag), a bounded number of times.
+
+Object lock
+    With ``object_lock_days > 0`` every object is written with a retention of that
+    many days in ``object_lock_mode`` (COMPLIANCE: nobody can delete it early, not even
+    the root account; GOVERNANCE: users with ``s3:BypassGovernanceRetention`` can). The
+    bucket must have been created with object lock enabled. Deleting a locked object
+    only adds a delete marker; the locked version stays until its retention ends.
+
+Errors are translated: throttling, 5xx and connection problems -> TemporaryError;
+a missing key -> NotFoundError; anything else -> BackupError (``raise ... from e``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from osp_ops.backups import failpoints
+from osp_ops.backups.objectstore import ObjectInfo, check_key
+from osp_ops.domain.errors import (
+    BackupError,
+    ConfigError,
+    NotFoundError,
+    OspOpsError,
+    TemporaryError,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MIB = 1024 * 1024
+BASE_PART = 8 * MIB
+PARTS_PER_TIER = 1000
+MAX_PARTS = 10_000
+LIFECYCLE_RULE_ID = "osp-ops-abort-incomplete-multipart"
+_TEMPORARY_CODES = {
+    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
+    "ThrottlingException", "RequestTimeTooSkewed", "503", "500", "502", "504",
+    "XMinioServerNotInitialized",
+}  # fmt: skip
+
+
+def part_size(index: int, base: int = BASE_PART) -> int:
+    """Size of part ``index`` (0-based): ``base`` doubled every 1000 parts."""
+    if index >= MAX_PARTS:
+        raise BackupError("stream too large for one S3 multipart upload (10,000 parts)")
+    return int(base * 2 ** (index // PARTS_PER_TIER))
+
+
+def translate(e: Exception, what: str) -> OspOpsError:
+    """The osp-ops error for a botocore error."""
+    if isinstance(e, OspOpsError):
+        return e
+    if isinstance(e, botocore.exceptions.ClientError):
+        err = e.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        msg = f"{what}: {code or status} {err.get('Message', '')}".strip()
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return NotFoundError(msg)
+        if code in _TEMPORARY_CODES or status >= 500 or status == 429:
+            return TemporaryError(msg, delay=5.0)
+        return BackupError(msg)
+    if isinstance(e, botocore.exceptions.NoCredentialsError):
+        return ConfigError(f"{what}: no S3 credentials (set AWS_ACCESS_KEY_ID/SECRET)")
+    if isinstance(
+        e,
+        botocore.exceptions.EndpointConnectionError
+        | botocore.exceptions.ConnectionError
+        | botocore.exceptions.HTTPClientError
+        | botocore.exceptions.ReadTimeoutError,
+    ):
+        return TemporaryError(f"{what}: {e}", delay=5.0)
+    if isinstance(e, botocore.exceptions.BotoCoreError):
+        return BackupError(f"{what}: {e}")
+    return BackupError(f"{what}: {type(e).__name__}: {e}")
+
+
+class S3Store:
+    """Objects in ``s3://bucket/prefix``; see the module docstring for the behaviour."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        object_lock_days: int = 0,
+        object_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE",
+        concurrency: int = 4,
+        base_part_size: int = BASE_PART,
+        max_attempts: int = 5,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        credentials: dict[str, str] | None = None,
+    ) -> None:
+        if base_part_size < 5 * MIB:
+            raise ConfigError("S3 parts must be at least 5 MiB")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.object_lock_days = object_lock_days
+        self.object_lock_mode = object_lock_mode
+        self.concurrency = max(1, concurrency)
+        self.base_part_size = base_part_size
+        self.max_attempts = max_attempts
+        config = Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=self.concurrency + 4,
+            s3={"addressing_style": "path"} if endpoint_url else {},
+        )
+        creds = credentials or {}
+        try:
+            self.client: S3Client = boto3.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                region_name=region,
+                config=config,
+                aws_access_key_id=creds.get("access_key"),
+                aws_secret_access_key=creds.get("secret_key"),
+            )
+        except botocore.exceptions.BotoCoreError as e:
+            raise translate(e, "cannot create the S3 client") from e
+
+    def _full(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _rel(self, full: str) -> str:
+        return full[len(self.prefix) + 1 :] if self.prefix else full
+
+    def _lock_args(self) -> dict[str, Any]:
+        if not self.object_lock_days:
+            return {}
+        until = datetime.now(UTC) + timedelta(days=self.object_lock_days)
+        return {"ObjectLockMode": self.object_lock_mode, "ObjectLockRetainUntilDate": until}
+
+    # -- writing
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> tuple[int, str]:
+        """Upload the stream (multipart past one part); return (size, sha256)."""
+        full = self._full(key)
+        digest = hashlib.sha256()
+        size = 0
+        buf = bytearray()
+        it = iter(chunks)
+        target = part_size(0, self.base_part_size)
+        # Fill the first part: if the stream ends before, one PutObject is enough.
+        for chunk in it:
+            buf += chunk
+            digest.update(chunk)
+            size += len(chunk)
+            if len(buf) >= target:
+                break
+        else:
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=full, Body=bytes(buf), **self._lock_args()
+                )
+            except Exception as e:
+                raise translate(e, f"cannot upload {key}") from e
+            return size, digest.hexdigest()
+        return self._multipart(key, full, buf, it, digest, size)
+
+    def _multipart(
+        self,
+        key: str,
+        full: str,
+        first: bytearray,
+        rest: Iterator[bytes],
+        digest: Any,
+        size: int,
+    ) -> tuple[int, str]:
+        try:
+            upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=full, **self._lock_args()
+            )["UploadId"]
+        except Exception as e:
+            raise translate(e, f"cannot start the upload of {key}") from e
+        failpoints.hit("backup:after-multipart-create")
+        parts: list[dict[str, Any]] = []
+        pending: deque[Future[dict[str, Any]]] = deque()
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-part")
+
+        def send(number: int, data: bytes) -> dict[str, Any]:
+            resp = self.client.upload_part(
+                Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=data
+            )
+            return {"PartNumber": number, "ETag": resp["ETag"]}
+
+        def submit(data: bytes) -> None:
+            while len(pending) >= self.concurrency:
+                parts.append(pending.popleft().result())
+                if len(parts) == 1:
+                    failpoints.hit("backup:mid-part")
+            pending.append(pool.submit(send, len(parts) + len(pending) + 1, data))
+
+        try:
+            buf = first
+            index = 0
+            while True:
+                target = part_size(index, self.base_part_size)
+                while len(buf) < target:
+                    chunk = next(rest, None)
+                    if chunk is None:
+                        break
+                    buf += chunk
+                    digest.update(chunk)
+                    size += len(chunk)
+                if len(buf) <= target:
+                    data, buf = bytes(buf), bytearray()
+                else:
+                    data, buf = bytes(buf[:target]), buf[target:]
+                if not data:
+                    break
+                submit(data)
+                index += 1
+                if len(data) < target:
+                    break
+            while pending:
+                parts.append(pending.popleft().result())
+                if len(parts) == 1:
+                    failpoints.hit("backup:mid-part")
+            failpoints.hit("backup:before-complete")
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=full,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": sorted(parts, key=lambda p: p["PartNumber"])},  # type: ignore[arg-type]
+            )
+        except BaseException as e:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._abort(full, upload_id)
+            if isinstance(e, Exception):
+                raise translate(e, f"cannot upload {key}") from e
+            raise
+        pool.shutdown(wait=True)
+        return size, digest.hexdigest()
+
+    def _abort(self, full: str, upload_id: str) -> None:
+        # Best effort: cleanup_incomplete retries on the next run.
+        with contextlib.suppress(Exception):
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+
+    # -- reading
+    def get_stream(self, key: str) -> Iterator[bytes]:
+        """Download in 1 MiB chunks, resuming with a ranged GET after a dropped connection."""
+        full = self._full(key)
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=full)
+        except Exception as e:
+            raise translate(e, f"cannot read {key}") from e
+        return self._chunks(key, full, resp)
+
+    def _chunks(self, key: str, full: str, resp: Any) -> Iterator[bytes]:
+        etag = resp["ETag"]
+        total = int(resp["ContentLength"])
+        offset = 0
+        failures = 0
+        body = resp["Body"]
+        while True:
+            try:
+                for chunk in body.iter_chunks(MIB):
+                    offset += len(chunk)
+                    yield chunk
+                if offset != total:
+                    raise BackupError(f"{key}: got {offset} of {total} bytes")
+                return
+            except (botocore.exceptions.BotoCoreError, OSError, BackupError) as e:
+                body.close()
+                failures += 1
+                if failures >= self.max_attempts:
+                    raise translate(e, f"cannot read {key}") from e
+                time.sleep(min(0.2 * 2**failures, 5.0))
+                try:
+                    resp = self.client.get_object(
+                        Bucket=self.bucket, Key=full, Range=f"bytes={offset}-", IfMatch=etag
+                    )
+                except Exception as e2:
+                    raise translate(e2, f"cannot read {key}") from e2
+                body = resp["Body"]
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """A byte range of an object."""
+        if length <= 0:
+            return b""
+        try:
+            resp = self.client.get_object(
+                Bucket=self.bucket, Key=self._full(key), Range=f"bytes={start}-{start + length - 1}"
+            )
+            return resp["Body"].read()
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise translate(e, f"cannot read {key}") from e
+        except Exception as e:
+            raise translate(e, f"cannot read {key}") from e
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size of the object, or None if absent."""
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except botocore.exceptions.ClientError as e:
+            code = e.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise translate(e, f"cannot stat {key}") from e
+        except Exception as e:
+            raise translate(e, f"cannot stat {key}") from e
+        return ObjectInfo(key, int(resp["ContentLength"]))
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Objects under the prefix, sorted by key."""
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        out = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    out.append(ObjectInfo(self._rel(obj["Key"]), int(obj["Size"])))
+        except Exception as e:
+            raise translate(e, f"cannot list {prefix}") from e
+        return sorted(out, key=lambda o: o.key)
+
+    def delete(self, key: str) -> None:
+        """Delete (with object lock and versioning: add a delete marker)."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+        except Exception as e:
+            raise translate(e, f"cannot delete {key}") from e
+
+    # -- housekeeping
+    def incomplete_uploads(self, prefix: str) -> builtins.list[tuple[str, str]]:
+        """(key, upload id) of the multipart uploads in progress under the prefix."""
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        out = []
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                for up in page.get("Uploads", []):
+                    out.append((up["Key"], up["UploadId"]))
+        except Exception as e:
+            raise translate(e, f"cannot list uploads under {prefix}") from e
+        return out
+
+    def cleanup_incomplete(self, prefix: str) -> int:
+        """Abort the multipart uploads left under the prefix (by killed runs)."""
+        uploads = self.incomplete_uploads(prefix)
+        for full, upload_id in uploads:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+            except botocore.exceptions.ClientError as e:
+                if e.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise translate(e, f"cannot abort the upload of {full}") from e
+            except Exception as e:
+                raise translate(e, f"cannot abort the upload of {full}") from e
+        return len(uploads)
+
+    def ensure_lifecycle(self, *, days: int = 1) -> None:
+        """Make the bucket abort incomplete multipart uploads under our prefix after ``days``.
+
+        Adds (or replaces) the rule ``osp-ops-abort-incomplete-multipart`` and keeps the
+        bucket's other lifecycle rules. Needs ``s3:PutLifecycleConfiguration``.
+        """
+        rule: dict[str, Any] = {
+            "ID": LIFECYCLE_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": f"{self.prefix}/" if self.prefix else ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+        }
+        try:
+            try:
+                rules = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"]
+            except botocore.exceptions.ClientError as e:
+                if e.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+                    raise
+                rules = []
+            kept = [r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID]
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket,
+                LifecycleConfiguration={"Rules": [*kept, rule]},  # type: ignore[list-item]
+            )
+        except Exception as e:
+            raise translate(e, "cannot set the bucket lifecycle rule") from e
+
+    def lifecycle_rules(self) -> builtins.list[dict[str, Any]]:
+        """The bucket's lifecycle rules (for checks and tests)."""
+        try:
+            resp = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
+                return []
+            raise translate(e, "cannot read the bucket lifecycle") from e
+        return [dict(r) for r in resp["Rules"]]
