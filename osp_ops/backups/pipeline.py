@@ -364,13 +364,14 @@ def decode_object(
     call ``result()`` for the sizes and checksums actually seen (it raises BackupError
     if decryption failed). Decryption runs in a thread feeding a bounded pipe.
     """
-    raw = HashingReader(IterReader(store.get_stream(key)))
+    idents = parse_identities(identities) if encrypted else []
+    if encrypted and not idents:
+        raise BackupError(f"{key} is encrypted and no age identity was given")
+    chunks = store.get_stream(key)
+    raw = HashingReader(IterReader(chunks))
     thread: threading.Thread | None = None
     pipe: ChunkPipe | None = None
     if encrypted:
-        idents = parse_identities(identities)
-        if not idents:
-            raise BackupError(f"{key} is encrypted and no age identity was given")
         pipe = ChunkPipe(chunk_size=CHUNK, depth=4)
 
         def decrypt() -> None:
@@ -410,6 +411,9 @@ def decode_object(
             pipe.abort()
         if thread is not None:
             thread.join(timeout=60)
+        close = getattr(chunks, "close", None)
+        if close is not None and (thread is None or not thread.is_alive()):
+            close()
 
 
 def _decrypt_error(key: str, e: BaseException) -> BaseException:

@@ -67,9 +67,15 @@ def _check_object(
         return
     can_decode = entry.compression == "zstd" and (not entry.encrypted or bool(identities))
     if not can_decode:
-        reader = HashingReader(IterReader(store.get_stream(key)))
-        while reader.read(1024 * 1024):
-            pass
+        chunks = store.get_stream(key)
+        reader = HashingReader(IterReader(chunks))
+        try:
+            while reader.read(1024 * 1024):
+                pass
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
         size, sha, plain = reader.size, reader.sha256, None
     else:
         with decode_object(

@@ -1,3 +1,4 @@
+# ruff: noqa: SIM905, RUF001
 """A Decidim-like database with multilingual JSON text, for backup tests and the bench.
 
 Text is drawn from per-language word lists with a seeded generator, so it compresses
@@ -83,7 +84,9 @@ def i18n(rng: random.Random, words: int, paragraphs: int = 1) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
-def _rows(rng: random.Random, table: str, count: int, users: int, proposals: int) -> Iterator[tuple[object, ...]]:
+def _rows(
+    rng: random.Random, table: str, count: int, users: int, proposals: int
+) -> Iterator[tuple[object, ...]]:
     for i in range(count):
         if table == "decidim_users":
             loc = rng.choice(LOCALES)
