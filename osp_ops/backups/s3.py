@@ -367,16 +367,19 @@ class S3Store:
 
     # -- housekeeping
     def incomplete_uploads(self, prefix: str) -> builtins.list[tuple[str, str]]:
-        """(key, upload id) of the multipart uploads in progress under the prefix."""
+        """(key, upload id) of the multipart uploads in progress under the prefix.
+
+        MinIO lists uploads only for an exact key or for the whole bucket (a partial
+        ``Prefix`` finds nothing), so this lists the bucket's uploads and filters here.
+        """
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         out = []
         try:
-            pages = self.client.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, Prefix=full
-            )
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket)
             for page in pages:
                 for up in page.get("Uploads", []):
-                    out.append((up["Key"], up["UploadId"]))
+                    if up["Key"].startswith(full):
+                        out.append((up["Key"], up["UploadId"]))
         except Exception as e:
             raise translate(e, f"cannot list uploads under {prefix}") from e
         return out
