@@ -271,31 +271,46 @@ def _problems(error: ValidationError, source: str) -> list[Problem]:
     return out
 
 
-def check_catalog(spec: TenantSpec, catalog: Catalog, source: str) -> list[Problem]:
-    """Problems of the spec against the app catalog (unknown version)."""
-    app = catalog.apps.get(spec.app.name)
+def _check_app(name: str, version: str, catalog: Catalog, source: str) -> list[Problem]:
+    app = catalog.apps.get(name)
     if app is None:
-        return [Problem(f"{source}: app.name", f"unknown app {spec.app.name!r}")]
-    if spec.app.version not in {v.version for v in app.versions}:
+        return [Problem(f"{source}: app.name", f"unknown app {name!r}")]
+    if version not in {v.version for v in app.versions}:
         known = ", ".join(v.version for v in app.versions)
         return [
             Problem(
                 f"{source}: app.version",
-                f"{spec.app.name} {spec.app.version!r} is not in the catalog (known: {known})",
+                f"{name} {version!r} is not in the catalog (known: {known})",
             )
         ]
     return []
+
+
+def check_catalog(spec: TenantSpec, catalog: Catalog, source: str) -> list[Problem]:
+    """Problems of the spec against the app catalog (unknown version)."""
+    return _check_app(spec.app.name, spec.app.version, catalog, source)
 
 
 def validate_spec(
     data: Mapping[str, Any], *, source: str = "<spec>", catalog: Catalog | None = None
 ) -> TenantSpec:
     """Validate a spec mapping; SpecError lists every problem with its field path."""
+    catalog = catalog or default_catalog()
     try:
         spec = TenantSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(_problems(e, source)) from None
-    problems = check_catalog(spec, catalog or default_catalog(), source)
+        problems = _problems(e, source)
+        # Report an unknown version too when other fields are wrong: every problem at once.
+        app = data.get("app")
+        if (
+            isinstance(app, Mapping)
+            and isinstance(app.get("name"), str)
+            and isinstance(app.get("version"), str)
+            and not any(p.location.startswith(f"{source}: app") for p in problems)
+        ):
+            problems += _check_app(app["name"], app["version"], catalog, source)
+        raise SpecError(problems) from None
+    problems = check_catalog(spec, catalog, source)
     if problems:
         raise SpecError(problems)
     return spec
