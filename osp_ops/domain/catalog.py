@@ -52,10 +52,18 @@ class App(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> App:
         known = {v.version for v in self.versions}
+        if len(known) != len(self.versions):
+            raise ValueError("a version is listed twice")
+        earlier: set[str] = set()
         for v in self.versions:
             unknown = set(v.upgrades_from) - known
             if unknown:
                 raise ValueError(f"{v.version} upgrades from unknown {sorted(unknown)}")
+            newer = set(v.upgrades_from) - earlier
+            if newer:
+                # Versions are listed oldest first: an edge from a later one is a downgrade.
+                raise ValueError(f"{v.version} upgrades from newer {sorted(newer)} (a downgrade)")
+            earlier.add(v.version)
             if self.kind is AppKind.python and not v.package:
                 raise ValueError(f"{v.version}: a python app version needs a package")
             if self.kind is AppKind.container and not (self.image and v.tag):
