@@ -104,6 +104,14 @@ class Hosts(_Spec):
         default=(), description="Additional host names, redirected or served alike."
     )
 
+    @model_validator(mode="after")
+    def _distinct(self) -> Hosts:
+        names = (self.primary, *self.aliases)
+        dupes = sorted({h for h in names if names.count(h) > 1})
+        if dupes:
+            raise ValueError(f"host names listed twice: {', '.join(map(repr, dupes))}")
+        return self
+
     @property
     def all(self) -> tuple[str, ...]:
         """Primary first, then aliases."""
