@@ -360,6 +360,9 @@ def parse_spec(
 def dump_spec(spec: TenantSpec) -> str:
     """YAML text of a spec, without the fields left at their defaults."""
     data = spec.model_dump(mode="json", exclude_defaults=True)
+    if "platform" in data:
+        # The union's tag must stay even at its default value, or the file does not parse.
+        data["platform"] = {"kind": spec.platform.kind, **data["platform"]}
     # Keep the identifying fields first, in the order a reviewer reads them.
     order = ["slug", "name", "app", "hosts", "admin", "platform", "plan"]
     ordered = {k: data[k] for k in order if k in data}
