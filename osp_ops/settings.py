@@ -150,9 +150,11 @@ def load_settings(config_file: Path | None = None) -> tuple[Settings, dict[str, 
         ]
         raise SpecError(problems, subject="settings") from None
     sources: dict[str, str] = {}
+    # Environment names match case-insensitively, as pydantic-settings reads them.
+    env_names = {k.upper(): k for k in os.environ}
     for name in Settings.model_fields:
-        env = f"{ENV_PREFIX}{name.upper()}"
-        if env in os.environ:
+        env = env_names.get(f"{ENV_PREFIX}{name.upper()}")
+        if env is not None:
             sources[name] = f"env {env}"
         elif name in file_values:
             sources[name] = f"file {path}"
