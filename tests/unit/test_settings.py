@@ -1,0 +1,125 @@
+"""Operator settings: env over file over default; `config show` names sources, hides secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from osp_ops.domain.errors import ConfigError, SpecError
+from osp_ops.settings import ENV_PREFIX, load_settings, redacted
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No OSP_OPS_* from the caller's environment, and no ./osp-ops.yaml."""
+    for key in list(os.environ):
+        if key.startswith(ENV_PREFIX):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_file_or_env() -> None:
+    s, sources = load_settings(None)
+    assert s.lease_ttl_seconds == 60.0
+    assert s.effective_state_url == f"sqlite:///{s.data_dir / 'state.db'}"
+    assert set(sources.values()) == {"default"}
+
+
+def test_env_over_file_over_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = write(
+        tmp_path / "c.yaml", "http_port: 8080\nhttps-port: 8443\nbase_domain: file.example\n"
+    )
+    monkeypatch.setenv("OSP_OPS_HTTP_PORT", "9090")
+    s, sources = load_settings(cfg)
+    assert (s.http_port, s.https_port, s.base_domain, s.s3_region) == (
+        9090, 8443, "file.example", "us-east-1",
+    )  # fmt: skip
+    assert sources["http_port"] == "env OSP_OPS_HTTP_PORT"
+    assert sources["https_port"] == f"file {cfg}"
+    assert sources["base_domain"] == f"file {cfg}"
+    assert sources["s3_region"] == "default"
+
+
+def test_config_file_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "osp-ops.yaml", "base_domain: cwd.example\n")
+    assert load_settings(None)[0].base_domain == "cwd.example"
+    env_file = write(tmp_path / "env.yaml", "base_domain: env.example\n")
+    monkeypatch.setenv("OSP_OPS_CONFIG", str(env_file))
+    assert load_settings(None)[0].base_domain == "env.example"
+    explicit = write(tmp_path / "x.yaml", "base_domain: explicit.example\n")
+    assert load_settings(explicit)[0].base_domain == "explicit.example"
+
+
+def test_bad_values_name_the_file_and_field(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.yaml", "http_port: 0\nlease_ttl_seconds: -1\ncolour: blue\n")
+    with pytest.raises(SpecError) as exc:
+        load_settings(cfg)
+    locations = sorted(p.location for p in exc.value.problems)
+    assert locations == [f"{cfg}: colour", f"{cfg}: http_port", f"{cfg}: lease_ttl_seconds"]
+    assert exc.value.subject == "settings"
+
+
+def test_bad_env_value_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OSP_OPS_HTTP_PORT", "eighty")
+    with pytest.raises(SpecError, match="http_port"):
+        load_settings(None)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"), [("a: [", "not valid YAML"), ("- 1\n", "must be a mapping")]
+)
+def test_broken_file(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_settings(write(tmp_path / "c.yaml", text))
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "missing.yaml")
+
+
+def test_redacted_hides_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OSP_OPS_STATE_URL", "postgresql://ops:canary-pw-1@db/ops")
+    monkeypatch.setenv("OSP_OPS_PLATFORM_DB_ADMIN_DSN", "postgresql://admin:canary-pw-2@db/x")
+    s, _ = load_settings(None)
+    text = json.dumps(redacted(s))
+    assert "canary-pw" not in text
+    assert redacted(s)["state_url"] == "postgresql://ops:***@db/ops"
+    assert redacted(s)["platform_db_admin_dsn"] == "***"
+
+
+def test_config_show_cli_sources_and_redaction(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.yaml", "base_domain: file.example\nhttp_port: 8080\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env |= {
+        "OSP_OPS_HTTP_PORT": "9090",
+        "OSP_OPS_STATE_URL": "postgresql://ops:canary-pw-3@db.example/ops",
+        "OSP_OPS_PLATFORM_DB_ADMIN_DSN": "postgresql://a:canary-pw-4@db.example/x",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "osp_ops.cli", "--config", str(cfg), "config", "show", "--json"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
+    )  # fmt: skip
+    assert "canary-pw" not in out.stdout + out.stderr
+    data = json.loads(out.stdout)
+    assert data["http_port"] == {"value": 9090, "source": "env OSP_OPS_HTTP_PORT"}
+    assert data["base_domain"] == {"value": "file.example", "source": f"file {cfg}"}
+    assert data["s3_region"]["source"] == "default"
+    assert data["state_url"]["value"] == "postgresql://ops:***@db.example/ops"
+    assert data["effective_state_url"]["source"] == "derived"
+
+
+def test_env_names_match_case_insensitively(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("osp_ops_http_port", "9091")
+    s, sources = load_settings(None)
+    assert s.http_port == 9091
+    assert sources["http_port"] == "env osp_ops_http_port"
