@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from osp_ops.domain.spec import TenantSpec
@@ -47,7 +48,8 @@ def _section(title: str, schema: dict[str, Any], defs: dict[str, Any]) -> list[s
     required = set(schema.get("required", []))
     for name, prop in schema.get("properties", {}).items():
         default = prop.get("default", "")
-        default_text = f"`{default}`" if default not in ("", None, {}, []) else ""
+        shown = default if isinstance(default, str) else json.dumps(default)
+        default_text = f"`{shown}`" if default not in ("", None, {}, []) else ""
         desc = (prop.get("description") or "").replace("\n", " ")
         lines.append(
             f"| `{name}` | {_type(prop, defs)} | {default_text} | "
