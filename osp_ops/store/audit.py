@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from osp_ops.store.db import Database, utcnow
 from osp_ops.store.tables import AuditHeadRow, AuditRow
@@ -83,13 +85,18 @@ class AuditLog:
     ) -> AuditEntry:
         """Append one entry (serialized with the head row's lock)."""
         details = details or {}
+        insert = pg_insert if self.db.is_postgresql else sqlite_insert
         with self.db.transaction() as s:
+            # The head row must exist before it is locked: two first appends racing to
+            # create it would otherwise collide on its primary key.
+            s.execute(
+                insert(AuditHeadRow)
+                .values(id=1, last_id=0, last_hash=GENESIS)
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
             head = s.execute(
                 select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-            ).scalar_one_or_none()
-            if head is None:
-                head = AuditHeadRow(id=1, last_id=0, last_hash=GENESIS)
-                s.add(head)
+            ).scalar_one()
             at = utcnow()
             new_id = head.last_id + 1
             h = _row_hash(head.last_hash, new_id, _normal(at), actor, tenant, action, details)
