@@ -59,6 +59,10 @@ class MasterKey:
                 keys[_key_id(key)] = key
         return keys
 
+    def promote(self) -> None:
+        """Make the pending key the master key (the last step of a rotation)."""
+        os.replace(self.pending, self.path)
+
     def current(self) -> tuple[str, bytes]:
         """The key new secrets are sealed with."""
         key = self.load()
@@ -185,7 +189,7 @@ class SecretStore:
                 )
                 row.key_id = new_id
                 count += 1
-        os.replace(self.key.pending, self.key.path)
+        self.key.promote()
         return count
 
 
