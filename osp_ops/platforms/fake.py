@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -105,6 +106,9 @@ def flaky(times: int, message: str = "fake temporary failure") -> list[Exception
     return [TemporaryError(message, delay=0) for _ in range(times)]
 
 
+DELAY_ENV = "OSP_OPS_FAKE_PLATFORM_DELAY"
+
+
 @dataclass
 class JournalFakePlatform(FakePlatform):
     """The fake, with its world and an effect journal kept in a JSON file.
@@ -158,7 +162,11 @@ class JournalFakePlatform(FakePlatform):
     def deploy(
         self, *, spec: TenantSpec, version: str, secrets: Mapping[str, str], reporter: Reporter
     ) -> Change:
-        """Deploy and journal."""
+        """Deploy and journal; takes ``$OSP_OPS_FAKE_PLATFORM_DELAY`` seconds (tests of
+        concurrency need a step that lasts)."""
+        delay = float(os.environ.get(DELAY_ENV) or 0)
+        if delay:
+            time.sleep(delay)
         self._sync()
         change = super().deploy(spec=spec, version=version, secrets=secrets, reporter=reporter)
         return self._effect("deploy", spec.slug, change)
