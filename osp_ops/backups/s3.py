@@ -77,6 +77,16 @@ def part_size(index: int, base: int = BASE_PART) -> int:
     return int(base * 2 ** (index // PARTS_PER_TIER))
 
 
+def lifecycle_rule(prefix: str, days: int = 1) -> dict[str, Any]:
+    """The lifecycle rule that aborts multipart uploads under ``prefix`` after ``days``."""
+    return {
+        "ID": LIFECYCLE_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": f"{prefix.strip('/')}/" if prefix.strip("/") else ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+    }
+
+
 def translate(e: Exception, what: str) -> OspOpsError:
     """The osp-ops error for a botocore error."""
     if isinstance(e, OspOpsError):
@@ -265,7 +275,7 @@ class S3Store:
                 f.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             self._abort(full, upload_id)
-            if isinstance(e, Exception):
+            if isinstance(e, Exception) and not isinstance(e, OspOpsError):
                 raise translate(e, f"cannot upload {key}") from e
             raise
         pool.shutdown(wait=True)
@@ -397,32 +407,31 @@ class S3Store:
                 raise translate(e, f"cannot abort the upload of {full}") from e
         return len(uploads)
 
-    def ensure_lifecycle(self, *, days: int = 1) -> None:
+    def ensure_lifecycle(self, *, days: int = 1) -> bool:
         """Make the bucket abort incomplete multipart uploads under our prefix after ``days``.
 
         Adds (or replaces) the rule ``osp-ops-abort-incomplete-multipart`` and keeps the
-        bucket's other lifecycle rules. Needs ``s3:PutLifecycleConfiguration``.
+        bucket's other lifecycle rules; needs ``s3:PutLifecycleConfiguration``. Returns
+        False, changing nothing, on a server that rejects the rule: MinIO does (it
+        expires stale uploads itself, after ``api stale_uploads_expiry``, 24 h by
+        default). Either way every backup run aborts the tenant's leftover uploads.
         """
-        rule: dict[str, Any] = {
-            "ID": LIFECYCLE_RULE_ID,
-            "Status": "Enabled",
-            "Filter": {"Prefix": f"{self.prefix}/" if self.prefix else ""},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
-        }
+        rule = lifecycle_rule(self.prefix, days)
         try:
-            try:
-                rules = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"]
-            except botocore.exceptions.ClientError as e:
-                if e.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
-                    raise
-                rules = []
-            kept = [r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID]
+            kept = [r for r in self.lifecycle_rules() if r.get("ID") != LIFECYCLE_RULE_ID]
             self.client.put_bucket_lifecycle_configuration(
                 Bucket=self.bucket,
                 LifecycleConfiguration={"Rules": [*kept, rule]},  # type: ignore[list-item]
             )
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("InvalidArgument", "NotImplemented"):
+                return False
+            raise translate(e, "cannot set the bucket lifecycle rule") from e
+        except OspOpsError:
+            raise
         except Exception as e:
             raise translate(e, "cannot set the bucket lifecycle rule") from e
+        return True
 
     def lifecycle_rules(self) -> builtins.list[dict[str, Any]]:
         """The bucket's lifecycle rules (for checks and tests)."""

@@ -108,8 +108,8 @@ COLUMNS = {
 def populate(dsn: str, *, proposals: int = 200, seed: int = 1) -> dict[str, int]:
     """Create the schema and fill it; return the row counts.
 
-    Roughly 3 comments per proposal and one user per 4 proposals; each proposal with
-    its comments is about 4 KB, so ``proposals=100_000`` is about 400 MB of table data.
+    Roughly 3 comments per proposal and one user per 4 proposals; each proposal with its
+    comments and indexes takes about 6.8 KB, so ``proposals=60_000`` is about 400 MB.
     """
     rng = random.Random(seed)
     users = max(1, proposals // 4)
