@@ -22,6 +22,8 @@ from osp_ops.backups.objectstore import LocalStore, ObjectInfo, ObjectStore, ope
 from osp_ops.backups.pipeline import (
     CommandSource,
     DirectorySource,
+    DumpSource,
+    FilesSource,
     Source,
     libpq_env,
     new_identity,
@@ -35,6 +37,8 @@ __all__ = [
     "BackupInfo",
     "CommandSource",
     "DirectorySource",
+    "DumpSource",
+    "FilesSource",
     "LocalStore",
     "Manifest",
     "ObjectInfo",

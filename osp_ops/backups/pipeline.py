@@ -226,6 +226,13 @@ class DirectorySource:
             self._thread.join(timeout=30)
 
 
+DumpSource = CommandSource
+"""The database source: a command printing a dump (``pg_dump_source`` builds one)."""
+
+FilesSource = DirectorySource | CommandSource
+"""The files source: a local directory, or a command printing a tar (``ssh host tar -c``)."""
+
+
 @dataclass(frozen=True)
 class Encoding:
     """How stored bytes encode plain bytes: zstd level and age recipients (none = plain)."""
