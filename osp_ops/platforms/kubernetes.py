@@ -1,0 +1,1051 @@
+"""The Kubernetes platform: one namespace per tenant, the app from ``charts/decidim``.
+
+The only module that imports the ``kubernetes`` client (checked by import-linter).
+
+How a tenant is converged (docs/platform-kubernetes.md has the whole story):
+
+1. ``provision``: the namespace ``osp-<slug>`` (tenant labels, Pod Security ``restricted``
+   enforced, audited and warned), the tenant's role and database on the shared
+   PostgreSQL server (``pgtenant``), then the Secret ``decidim-secrets`` built from the
+   engine's secrets (DATABASE_URL, SECRET_KEY_BASE, ADMIN_PASSWORD).
+2. ``deploy``: ``helm template`` renders the chart with values from
+   ``render.helm_values`` (through a temp file; no secret is ever in them); every object
+   gets the tenant labels and an ``osp-ops.io/applied-hash`` annotation. The live objects
+   of the namespace carrying the tenant label are listed (one LIST per kind); objects
+   whose hash matches are left alone, so a converged tenant costs zero writes. Changed
+   objects are first validated by a server-side dry run (all of them, before the first
+   real write), then applied with server-side apply (field manager ``osp-ops``), and
+   objects no longer rendered are deleted. Then the migration Job and the Deployments
+   are waited for, with progress events and a timeout.
+3. ``run_task("migrate")`` waits for the version's migration Job (reruns it once when
+   it failed); ``run_task("bootstrap-admin")`` runs a task Job.
+
+Conflict policy of server-side apply: osp-ops applies only fields it is the source of
+truth for. It first applies without ``force``; a conflict (someone changed one of those
+fields by hand, e.g. ``kubectl scale``) is reported as an event naming the other field
+manager, and the apply is repeated with ``force=true``: osp-ops takes its fields back.
+Fields osp-ops does not set stay with their managers. A change the API server refuses as
+immutable (a Deployment selector, a Job's pod template) deletes the object (foreground),
+waits until it is gone and creates it again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.config.config_exception import ConfigException
+
+from osp_ops.domain.catalog import AppKind, Catalog
+from osp_ops.domain.errors import ConfigError, PlatformError, TemporaryError
+from osp_ops.domain.spec import TenantSpec
+from osp_ops.platforms import pgtenant
+from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult, null_reporter
+from osp_ops.render import manifests as mf
+from osp_ops.render.helm_values import (
+    TENANT_LABEL,
+    helm_values,
+    namespace_for,
+    secret_name_for,
+    tenant_labels,
+)
+from osp_ops.settings import Settings
+
+FIELD_MANAGER = "osp-ops"
+FAILPOINT_ENV = "OSP_OPS_FAILPOINT"
+OVERLAY_FILE = "kubernetes-values.yaml"
+REPO_CHARTS = Path(__file__).resolve().parents[2] / "charts"
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def failpoint(name: str) -> None:
+    """Die here with SIGKILL when ``$OSP_OPS_FAILPOINT`` names ``name`` (crash tests).
+
+    The platform's own copy of the engine's failpoints (platforms cannot import the
+    engine): ``kube-apply:N`` fires after the N-th object written by one apply.
+    """
+    armed = os.environ.get(FAILPOINT_ENV)
+    if armed and name in armed.split(","):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ApiError(PlatformError):
+    """The API server answered with an error status."""
+
+    def __init__(self, status: int, method: str, path: str, body: bytes) -> None:
+        self.status = status
+        self.reason = ""
+        message = body.decode(errors="replace")[:500]
+        try:
+            doc = json.loads(body)
+            message = str(doc.get("message") or message)
+            self.reason = str(doc.get("reason") or "")
+        except (ValueError, AttributeError):
+            pass
+        self.message = message
+        hint = " (check the operator's RBAC: deploy/rbac/operator.yaml)" if status == 403 else ""
+        super().__init__(f"kubernetes {method} {path}: {status} {message}{hint}")
+
+    @property
+    def immutable(self) -> bool:
+        """The change touches a field the API server refuses to update."""
+        return self.status == 422 and "immutable" in self.message
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """Where a kind lives in the API (from discovery)."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        """The REST path of the collection or of one object."""
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        ns = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
+        return f"{base}{ns}/{self.plural}" + (f"/{name}" if name else "")
+
+
+class Kube:
+    """A thin JSON client over one reused ``ApiClient``: counted requests, cached discovery."""
+
+    def __init__(self, api: ApiClient, *, timeout: float = 30.0) -> None:
+        self.api = api
+        self.timeout = timeout
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._discovery: dict[str, dict[str, ResourceInfo]] = {}
+
+    @property
+    def writes(self) -> int:
+        """Requests that changed something (dry runs excluded)."""
+        return sum(n for verb, n in self.requests.items() if verb in WRITE_VERBS)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One API call; the decoded JSON answer. ApiError/TemporaryError on failure."""
+        dry = any(k == "dryRun" for k, _ in query)
+        with self._lock:
+            self.requests[f"{method}{'-dryrun' if dry else ''}"] += 1
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            m, url, hdrs, payload, _ = self.api.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=list(query),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            resp = self.api.call_api(
+                m, url, header_params=hdrs, body=payload, _request_timeout=self.timeout
+            )
+            data: bytes = resp.read()  # type: ignore[no-untyped-call]
+        except Exception as e:  # urllib3 connection errors, timeouts
+            if isinstance(e, PlatformError):
+                raise
+            raise TemporaryError(
+                f"kubernetes {method} {path}: {type(e).__name__}: {e}", delay=2
+            ) from e
+        if resp.status >= 400:
+            if resp.status in (429, 500, 502, 503, 504):
+                raise TemporaryError(
+                    f"kubernetes {method} {path}: {resp.status} "
+                    f"{data.decode(errors='replace')[:200]}",
+                    delay=2,
+                )
+            raise ApiError(resp.status, method, path, data)
+        return json.loads(data) if data else None
+
+    def get(self, path: str, **kw: Any) -> Any:
+        """GET, None when the object does not exist."""
+        try:
+            return self.request("GET", path, **kw)
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def resource(self, api_version: str, kind: str) -> ResourceInfo:
+        """Discovery of ``kind``: one request per group version and process."""
+        with self._lock:
+            cached = self._discovery.get(api_version)
+        if cached is None:
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            doc = self.request("GET", base)
+            cached = {
+                r["kind"]: ResourceInfo(api_version, r["kind"], r["name"], bool(r["namespaced"]))
+                for r in doc.get("resources", [])
+                if "/" not in r["name"]
+            }
+            with self._lock:
+                self._discovery[api_version] = cached
+        try:
+            return cached[kind]
+        except KeyError:
+            raise PlatformError(f"the cluster does not serve {kind} in {api_version}") from None
+
+    def info(self, obj: Mapping[str, Any]) -> ResourceInfo:
+        """Discovery of an object's kind."""
+        return self.resource(str(obj["apiVersion"]), str(obj["kind"]))
+
+    def apply(self, obj: Mapping[str, Any], *, dry_run: bool = False, force: bool = False) -> Any:
+        """Server-side apply of ``obj`` (field manager osp-ops)."""
+        info = self.info(obj)
+        meta = obj["metadata"]
+        query = [("fieldManager", FIELD_MANAGER), ("fieldValidation", "Strict")]
+        if force:
+            query.append(("force", "true"))
+        if dry_run:
+            query.append(("dryRun", "All"))
+        return self.request(
+            "PATCH",
+            info.path(meta.get("namespace"), meta["name"]),
+            query=query,
+            body=obj,
+            content_type="application/apply-patch+yaml",
+        )
+
+    def delete(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation: str = "Background",
+    ) -> bool:
+        """Delete an object; False when it was already gone."""
+        try:
+            self.request(
+                "DELETE",
+                info.path(namespace, name),
+                body={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": propagation,
+                },
+            )
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+
+def _new_api_client(settings: Settings, context: str | None) -> ApiClient:
+    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+    try:
+        if (
+            kubeconfig is None
+            and not os.environ.get("KUBECONFIG")
+            and os.environ.get("KUBERNETES_SERVICE_HOST")
+        ):
+            conf = Configuration()
+            kube_config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
+            return ApiClient(conf)
+        client: ApiClient = kube_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context
+        )
+        return client
+    except (ConfigException, OSError) as e:
+        raise ConfigError(
+            f"cannot load the kubeconfig {kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'}"
+            f"{f' (context {context})' if context else ''}: {e}"
+        ) from e
+
+
+def _chart_digest(chart: Path) -> str:
+    h = sha256()
+    for path in sorted(p for p in chart.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(chart)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass
+class Rendered:
+    """What a tenant should have: finalized objects, in apply order."""
+
+    namespace: str
+    objects: list[dict[str, Any]]
+
+
+class KubernetesPlatform:
+    """Runs tenants in namespaces of a Kubernetes cluster (see the module docstring)."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        catalog: Catalog,
+        values_overlay: Mapping[str, Any] | None = None,
+        charts_dir: Path | None = None,
+        rollout_timeout: float = 600.0,
+        poll_interval: float = 0.5,
+        wait: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.charts_dir = charts_dir or Path(os.environ.get("OSP_OPS_CHARTS_DIR") or REPO_CHARTS)
+        self.rollout_timeout = rollout_timeout
+        self.poll_interval = poll_interval
+        self.wait = wait
+        self._overlay = values_overlay
+        self._clients: dict[str | None, Kube] = {}
+        self._render_cache: dict[str, str] = {}
+        self._chart_digests: dict[Path, str] = {}
+        self._db_cidr: str | None = None
+        self._lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------
+
+    def kube(self, spec: TenantSpec | None = None) -> Kube:
+        """The client of the spec's kubeconfig context (one per context, reused)."""
+        context = None
+        if spec is not None and spec.platform.kind == "kubernetes":
+            context = spec.platform.context
+        context = context or self.settings.kube_context
+        with self._lock:
+            if context not in self._clients:
+                self._clients[context] = Kube(_new_api_client(self.settings, context))
+            return self._clients[context]
+
+    def close(self) -> None:
+        """Close the API clients."""
+        for client in self._clients.values():
+            client.api.close()  # type: ignore[no-untyped-call]
+        self._clients.clear()
+
+    @property
+    def overlay(self) -> Mapping[str, Any]:
+        """Operator-wide chart values: the constructor's, else data_dir/kubernetes-values.yaml."""
+        if self._overlay is None:
+            path = self.settings.data_dir / OVERLAY_FILE
+            loaded: Any = {}
+            if path.exists():
+                try:
+                    loaded = yaml.safe_load(path.read_text("utf-8")) or {}
+                except yaml.YAMLError as e:
+                    raise ConfigError(f"{path} is not valid YAML: {e}") from e
+                if not isinstance(loaded, dict):
+                    raise ConfigError(f"{path} must be a mapping of chart values")
+            self._overlay = loaded
+        return self._overlay
+
+    def _admin_dsn(self) -> str:
+        dsn = self.settings.platform_db_admin_dsn
+        if dsn is None:
+            raise ConfigError(
+                "platform_db_admin_dsn is not set: Kubernetes tenants need a shared "
+                "PostgreSQL server (OSP_OPS_PLATFORM_DB_ADMIN_DSN)"
+            )
+        return dsn.get_secret_value()
+
+    def db_cidr(self) -> str | None:
+        """The shared PostgreSQL server as a CIDR for the egress NetworkPolicy."""
+        if self._db_cidr is None:
+            dsn = self.settings.platform_db_admin_dsn
+            if dsn is None:
+                return None
+            host = pgtenant.server_address(dsn.get_secret_value()).host
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                try:
+                    ip = ipaddress.ip_address(socket.getaddrinfo(host, None)[0][4][0])
+                except OSError as e:
+                    raise TemporaryError(f"cannot resolve the database host {host}: {e}") from e
+            self._db_cidr = f"{ip}/{ip.max_prefixlen}"
+        return self._db_cidr
+
+    def _helm(self) -> str:
+        binary = self.settings.helm_binary
+        found = shutil.which(binary)
+        if found is None:
+            raise PlatformError(
+                f"helm binary {binary!r} not found: install Helm 3 or set helm_binary "
+                "(OSP_OPS_HELM_BINARY) to its path"
+            )
+        return found
+
+    def _chart(self, spec: TenantSpec) -> Path:
+        app = self.catalog.app(spec.app.name)
+        if app.kind is not AppKind.container:
+            raise PlatformError(
+                f"{app.display_name} is not a container app: it runs on the hosts platform only"
+            )
+        chart = self.charts_dir / spec.app.name
+        if not (chart / "Chart.yaml").is_file():
+            raise PlatformError(f"chart {chart} not found (set OSP_OPS_CHARTS_DIR)")
+        return chart
+
+    def _secret_data(self, spec: TenantSpec, secrets: Mapping[str, str]) -> dict[str, str]:
+        missing = [k for k in ("db_password", "secret_key", "admin_password") if k not in secrets]
+        if missing:
+            raise PlatformError(f"{spec.slug}: secrets missing: {', '.join(missing)}")
+        return {
+            "DATABASE_URL": pgtenant.tenant_url(
+                self._admin_dsn(), spec.slug, secrets["db_password"]
+            ),
+            "SECRET_KEY_BASE": secrets["secret_key"],
+            "ADMIN_PASSWORD": secrets["admin_password"],
+        }
+
+    # -- rendering -----------------------------------------------------------
+
+    def render_chart(
+        self,
+        spec: TenantSpec,
+        *,
+        version: str,
+        secret_hash: str | None,
+        suspended: bool,
+    ) -> list[dict[str, Any]]:
+        """``helm template`` of the tenant's chart (cached by values and chart digest)."""
+        chart = self._chart(spec)
+        values = helm_values(
+            spec,
+            version=version,
+            catalog=self.catalog,
+            settings=self.settings,
+            db_cidr=self.db_cidr(),
+            secret_hash=secret_hash,
+            suspended=suspended,
+            overlay=self.overlay,
+        )
+        namespace = namespace_for(spec.slug)
+        with self._lock:
+            if chart not in self._chart_digests:
+                self._chart_digests[chart] = _chart_digest(chart)
+            digest = self._chart_digests[chart]
+        text_values = yaml.safe_dump(values, sort_keys=True)
+        key = sha256(f"{digest}\0{namespace}\0{spec.slug}\0{text_values}".encode()).hexdigest()
+        cache_file = self.settings.data_dir / "kubernetes" / "render-cache" / f"{key}.yaml"
+        out = self._render_cache.get(key)
+        if out is None and cache_file.is_file():
+            out = cache_file.read_text("utf-8")
+        if out is None:
+            out = self._helm_template(spec.slug, chart, namespace, text_values)
+            # Values hold no secrets; the cache only saves helm's start-up time.
+            cache_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(out, "utf-8")
+            tmp.replace(cache_file)
+        self._render_cache[key] = out
+        return mf.parse_manifests(out, source=f"helm template {chart.name} ({spec.slug})")
+
+    def _helm_template(self, release: str, chart: Path, namespace: str, values: str) -> str:
+        helm = self._helm()
+        with tempfile.TemporaryDirectory(prefix="osp-ops-helm-") as tmp:
+            values_file = Path(tmp) / "values.yaml"
+            values_file.write_text(values, "utf-8")
+            try:
+                proc = subprocess.run(
+                    [helm, "template", release, str(chart), "--namespace", namespace,
+                     "--values", str(values_file)],
+                    capture_output=True, text=True, timeout=120, check=False,
+                    env={**os.environ, "HELM_CACHE_HOME": str(Path(tmp) / "cache"),
+                         "HELM_CONFIG_HOME": str(Path(tmp) / "config"),
+                         "HELM_DATA_HOME": str(Path(tmp) / "data")},
+                )  # fmt: skip
+            except subprocess.TimeoutExpired as e:
+                raise TemporaryError(f"helm template {chart.name} timed out") from e
+        if proc.returncode != 0:
+            err = proc.stderr.strip()
+            # The chart gathers its validation messages and fails once: show them plainly.
+            err = err.removeprefix("Error: ").replace("execution error at ", "")
+            raise PlatformError(f"chart {chart.name} refused the values of {release}: {err}")
+        return proc.stdout
+
+    def desired(
+        self,
+        spec: TenantSpec,
+        *,
+        version: str,
+        secret_data: Mapping[str, str] | None,
+        suspended: bool,
+    ) -> Rendered:
+        """Every namespaced object of the tenant, finalized (labels, namespace, hash)."""
+        namespace = namespace_for(spec.slug)
+        labels = tenant_labels(spec)
+        secret_hash = mf.secret_digest(secret_data) if secret_data is not None else None
+        objects = self.render_chart(
+            spec, version=version, secret_hash=secret_hash, suspended=suspended
+        )
+        if secret_data is not None:
+            objects.append(mf.secret_object(secret_name_for(spec.app.name), secret_data, labels))
+        return Rendered(
+            namespace,
+            mf.order(mf.finalize(o, namespace=namespace, labels=labels) for o in objects),
+        )
+
+    def manifests(
+        self, spec: TenantSpec, *, version: str | None = None, secret_hash: str | None = None
+    ) -> list[dict[str, Any]]:
+        """GitOps output: the namespace and the chart's objects, no Secret (no values)."""
+        version = version or spec.app.version
+        namespace = namespace_for(spec.slug)
+        labels = tenant_labels(spec)
+        objects = [mf.namespace_object(namespace, labels)]
+        objects += self.render_chart(
+            spec, version=version, secret_hash=secret_hash, suspended=False
+        )
+        return mf.order(mf.finalize(o, namespace=namespace, labels=labels) for o in objects)
+
+    # -- applying ------------------------------------------------------------
+
+    def _ensure_namespace(self, kube: Kube, spec: TenantSpec, reporter: Reporter) -> int:
+        namespace = namespace_for(spec.slug)
+        obj = mf.finalize(
+            mf.namespace_object(namespace, tenant_labels(spec)),
+            namespace=None,
+            labels=tenant_labels(spec),
+        )
+        live = kube.get(kube.info(obj).path(None, namespace))
+        if live is not None:
+            if (live.get("status") or {}).get("phase") == "Terminating":
+                raise TemporaryError(f"namespace {namespace} is still being deleted", delay=5)
+            if mf.applied_hash(live) == mf.applied_hash(obj):
+                return 0
+        self._apply_one(kube, obj, reporter)
+        return 1
+
+    def _list_live(self, kube: Kube, spec: TenantSpec, namespace: str) -> dict[mf.Key, Any]:
+        live: dict[mf.Key, Any] = {}
+        selector = f"{TENANT_LABEL}={spec.slug}"
+        for api_version, kind in mf.NAMESPACED_KINDS:
+            info = kube.resource(api_version, kind)
+            doc = kube.request("GET", info.path(namespace), query=[("labelSelector", selector)])
+            for item in doc.get("items", []):
+                item.setdefault("kind", kind)
+                live[mf.Key(kind, item["metadata"]["name"])] = item
+        return live
+
+    def _apply_one(self, kube: Kube, obj: Mapping[str, Any], reporter: Reporter) -> Any:
+        key = mf.key_of(obj)
+        where = obj["metadata"].get("namespace")
+        try:
+            result = kube.apply(obj)
+        except ApiError as e:
+            if e.status == 409:
+                reporter(
+                    Event(
+                        f"{key}: field conflict, osp-ops takes its fields back",
+                        host=where,
+                        status="info",
+                        detail=e.message,
+                    )
+                )
+                result = kube.apply(obj, force=True)
+            elif e.immutable:
+                reporter(
+                    Event(
+                        f"{key}: immutable field changed, deleting and recreating",
+                        host=where,
+                        status="changed",
+                        detail=e.message,
+                    )
+                )
+                self._delete_and_wait(kube, obj)
+                result = kube.apply(obj, force=True)
+            else:
+                raise
+        reporter(Event(f"applied {key}", host=where, status="changed"))
+        return result
+
+    def _delete_and_wait(self, kube: Kube, obj: Mapping[str, Any]) -> None:
+        info = kube.info(obj)
+        meta = obj["metadata"]
+        kube.delete(info, meta.get("namespace"), meta["name"], propagation="Foreground")
+        self._until(
+            lambda: kube.get(info.path(meta.get("namespace"), meta["name"])) is None,
+            f"{mf.key_of(obj)} to be deleted",
+        )
+
+    def _until(
+        self, predicate: Callable[[], object], what: str, timeout: float | None = None
+    ) -> Any:
+        deadline = time.monotonic() + (timeout if timeout is not None else self.rollout_timeout)
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise PlatformError(f"timed out waiting for {what}")
+            time.sleep(self.poll_interval)
+
+    def _validate(self, kube: Kube, objects: Sequence[Mapping[str, Any]]) -> None:
+        """Server-side dry run of every object to write; all problems reported at once."""
+        problems = []
+        for obj in objects:
+            try:
+                kube.apply(obj, dry_run=True, force=True)
+            except ApiError as e:
+                if e.immutable or (e.status == 404 and obj["kind"] != "Namespace"):
+                    continue  # recreated by the apply / namespace created first
+                problems.append(f"{mf.key_of(obj)}: {e.message}")
+        if problems:
+            raise PlatformError(
+                "the cluster refused the rendered objects (nothing was applied): "
+                + "; ".join(problems)
+            )
+
+    def converge(
+        self,
+        spec: TenantSpec,
+        *,
+        version: str,
+        secret_data: Mapping[str, str] | None,
+        suspended: bool,
+        reporter: Reporter = null_reporter,
+        wait: bool | None = None,
+    ) -> mf.Plan:
+        """Bring the tenant's namespace to the rendered state; the plan it carried out."""
+        kube = self.kube(spec)
+        rendered = self.desired(spec, version=version, secret_data=secret_data, suspended=suspended)
+        if secret_data is None:
+            # Keep the live Secret (suspend/resume do not get the secrets).
+            rendered.objects = [o for o in rendered.objects if o["kind"] != "Secret"]
+        live = self._list_live(kube, spec, rendered.namespace)
+        if secret_data is None:
+            live = {k: v for k, v in live.items() if k.kind != "Secret"}
+        plan = mf.plan_apply(rendered.objects, live)
+        if plan.apply:
+            self._validate(kube, plan.apply)
+        for n, obj in enumerate(plan.apply, start=1):
+            self._apply_one(kube, obj, reporter)
+            failpoint(f"kube-apply:{n}")
+        for key in plan.prune:
+            info = kube.resource(self._api_version(key.kind), key.kind)
+            kube.delete(
+                info,
+                rendered.namespace,
+                key.name,
+                propagation="Foreground" if key.kind == "Job" else "Background",
+            )
+            reporter(Event(f"pruned {key}", host=rendered.namespace, status="changed"))
+        if plan.writes == 0:
+            reporter(Event(f"{len(plan.unchanged)} objects unchanged", host=rendered.namespace))
+        if wait if wait is not None else self.wait:
+            self._wait_rollout(kube, rendered, live if plan.writes == 0 else None, reporter)
+        return plan
+
+    @staticmethod
+    def _api_version(kind: str) -> str:
+        return next(v for v, k in mf.KIND_ORDER if k == kind)
+
+    # -- waiting ---------------------------------------------------------------
+
+    @staticmethod
+    def _job_state(job: Mapping[str, Any]) -> str:
+        status = job.get("status") or {}
+        for cond in status.get("conditions") or []:
+            if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+                return str(cond["type"])
+        return "Running"
+
+    @staticmethod
+    def _deployment_ready(dep: Mapping[str, Any]) -> bool:
+        spec, status = dep.get("spec") or {}, dep.get("status") or {}
+        want = int(spec.get("replicas", 1))
+        if int(status.get("observedGeneration", 0)) < int(dep["metadata"].get("generation", 0)):
+            return False
+        if want == 0:
+            return int(status.get("replicas", 0)) == 0
+        conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        return (
+            conds.get("Available") == "True"
+            and int(status.get("updatedReplicas", 0)) == want
+            and int(status.get("availableReplicas", 0)) >= want
+            and int(status.get("replicas", 0)) == want
+        )
+
+    def _wait_rollout(
+        self,
+        kube: Kube,
+        rendered: Rendered,
+        live: Mapping[mf.Key, Any] | None,
+        reporter: Reporter,
+    ) -> None:
+        """Migration Jobs complete first, then every Deployment Available."""
+        ns = rendered.namespace
+        jobs = [o for o in rendered.objects if o["kind"] == "Job"]
+        deps = [o for o in rendered.objects if o["kind"] == "Deployment"]
+        for job in jobs:
+            self._wait_job(
+                kube,
+                ns,
+                job["metadata"]["name"],
+                reporter,
+                known=live.get(mf.key_of(job)) if live else None,
+            )
+        for dep in deps:
+            name = dep["metadata"]["name"]
+            known = live.get(mf.key_of(dep)) if live else None
+            if known is not None and self._deployment_ready(known):
+                continue
+            info = kube.info(dep)
+            t0 = time.monotonic()
+            last = [""]
+
+            def ready(info: ResourceInfo = info, name: str = name, last: list[str] = last) -> bool:
+                cur = kube.get(info.path(ns, name))
+                if cur is None:
+                    return False
+                st = cur.get("status") or {}
+                note = (
+                    f"{st.get('availableReplicas', 0)}/{cur['spec'].get('replicas', 1)} available"
+                )
+                if note != last[0]:
+                    reporter(Event(f"Deployment/{name}: {note}", host=ns, status="info"))
+                    last[0] = note
+                return self._deployment_ready(cur)
+
+            self._until(ready, f"Deployment {ns}/{name} to become Available")
+            reporter(
+                Event(f"Deployment/{name} available after {time.monotonic() - t0:.1f}s", host=ns)
+            )
+
+    def _wait_job(
+        self,
+        kube: Kube,
+        ns: str,
+        name: str,
+        reporter: Reporter,
+        known: Mapping[str, Any] | None = None,
+    ) -> Mapping[str, Any]:
+        if known is not None and self._job_state(known) == "Complete":
+            return known
+        info = kube.resource("batch/v1", "Job")
+        t0 = time.monotonic()
+
+        def done() -> Mapping[str, Any] | None:
+            cur = kube.get(info.path(ns, name))
+            if cur is None:
+                raise PlatformError(f"Job {ns}/{name} disappeared while waited for")
+            return cur if self._job_state(cur) != "Running" else None
+
+        job: Mapping[str, Any] = self._until(done, f"Job {ns}/{name} to complete")
+        state = self._job_state(job)
+        reporter(
+            Event(
+                f"Job/{name}: {state} after {time.monotonic() - t0:.1f}s",
+                host=ns,
+                status="ok" if state == "Complete" else "failed",
+            )
+        )
+        if state != "Complete":
+            conds = [
+                c.get("message", "") for c in (job.get("status") or {}).get("conditions") or []
+            ]
+            raise PlatformError(f"Job {ns}/{name} failed: {'; '.join(filter(None, conds))}")
+        return job
+
+    # -- the Platform protocol -----------------------------------------------
+
+    def provision(
+        self, *, spec: TenantSpec, secrets: Mapping[str, str], reporter: Reporter
+    ) -> Change:
+        """Namespace, tenant database and role, the tenant's Secret."""
+        kube = self.kube(spec)
+        changed = self._ensure_namespace(kube, spec, reporter)
+        namespace = namespace_for(spec.slug)
+        data = self._secret_data(spec, secrets)
+        labels = tenant_labels(spec)
+        secret = mf.finalize(
+            mf.secret_object(secret_name_for(spec.app.name), data, labels),
+            namespace=namespace,
+            labels=labels,
+        )
+        info = kube.info(secret)
+        live = kube.get(info.path(namespace, secret["metadata"]["name"]))
+        secret_current = live is not None and mf.applied_hash(live) == mf.applied_hash(secret)
+        # The role's password is set before the Secret that carries it: after a crash in
+        # between, the Secret still differs and the next run sets it again.
+        created = pgtenant.ensure_tenant_database(
+            self._admin_dsn(),
+            spec.slug,
+            secrets["db_password"],
+            set_password=not secret_current,
+        )
+        if created:
+            reporter(
+                Event(
+                    f"database {pgtenant.db_name_for(spec.slug)} created",
+                    host="postgresql",
+                    status="changed",
+                )
+            )
+        if not secret_current:
+            self._apply_one(kube, secret, reporter)
+        return Change(
+            changed=changed + int(created) + int(not secret_current),
+            details={
+                "namespace": changed,
+                "database": int(created),
+                "secret": int(not secret_current),
+            },
+        )
+
+    def deploy(
+        self, *, spec: TenantSpec, version: str, secrets: Mapping[str, str], reporter: Reporter
+    ) -> Change:
+        """Apply the chart for ``version`` and wait for the migration and the rollout."""
+        self.catalog.app(spec.app.name).version(version)
+        plan = self.converge(
+            spec,
+            version=version,
+            secret_data=self._secret_data(spec, secrets),
+            suspended=False,
+            reporter=reporter,
+        )
+        return Change(
+            changed=plan.writes,
+            details={
+                "applied": len(plan.apply),
+                "pruned": len(plan.prune),
+                "unchanged": len(plan.unchanged),
+            },
+        )
+
+    def _live_version(self, kube: Kube, spec: TenantSpec) -> str:
+        """The version the web Deployment runs (the spec's when there is none yet)."""
+        app = self.catalog.app(spec.app.name)
+        info = kube.resource("apps/v1", "Deployment")
+        dep = kube.get(info.path(namespace_for(spec.slug), f"{spec.app.name}-web"))
+        if dep is not None:
+            image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+            tag = image.rpartition(":")[2]
+            for v in app.versions:
+                if v.tag == tag:
+                    return v.version
+        return spec.app.version
+
+    def _live_secret_data(self, kube: Kube, spec: TenantSpec) -> dict[str, str] | None:
+        import base64
+
+        info = kube.resource("v1", "Secret")
+        live = kube.get(info.path(namespace_for(spec.slug), secret_name_for(spec.app.name)))
+        if live is None:
+            return None
+        return {k: base64.b64decode(v).decode() for k, v in (live.get("data") or {}).items()}
+
+    def _switch(self, spec: TenantSpec, suspended: bool, reporter: Reporter) -> Change:
+        kube = self.kube(spec)
+        version = self._live_version(kube, spec)
+        secret_data = self._live_secret_data(kube, spec)
+        if secret_data is None:
+            raise PlatformError(f"{spec.slug} has no Secret: it was never provisioned")
+        plan = self.converge(
+            spec, version=version, secret_data=secret_data, suspended=suspended, reporter=reporter
+        )
+        return Change(changed=plan.writes)
+
+    def suspend(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Re-apply with ``maintenance.enabled``: app at zero, maintenance page served."""
+        return self._switch(spec, True, reporter)
+
+    def resume(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Re-apply without maintenance mode."""
+        return self._switch(spec, False, reporter)
+
+    def run_task(
+        self,
+        *,
+        spec: TenantSpec,
+        version: str,
+        task: str,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+    ) -> TaskResult:
+        """``migrate``: the version's migration Job; ``bootstrap-admin``: a task Job."""
+        kube = self.kube(spec)
+        ns = namespace_for(spec.slug)
+        rendered = self.desired(
+            spec, version=version, secret_data=self._secret_data(spec, secrets), suspended=False
+        )
+        migration = next(o for o in rendered.objects if o["kind"] == "Job")
+        if task == "migrate":
+            job = migration
+        elif task == "bootstrap-admin":
+            job = self._task_job(spec, migration, task)
+        else:
+            raise PlatformError(f"unknown task {task!r} (migrate, bootstrap-admin)")
+        name = job["metadata"]["name"]
+        info = kube.info(job)
+        live = kube.get(info.path(ns, name))
+        if live is None or mf.applied_hash(live) != mf.applied_hash(job):
+            if live is not None:
+                self._delete_and_wait(kube, job)
+            self._apply_one(kube, job, reporter)
+        elif self._job_state(live) == "Failed":
+            reporter(
+                Event(f"Job/{name} failed before: running it again", host=ns, status="changed")
+            )
+            self._delete_and_wait(kube, job)
+            self._apply_one(kube, job, reporter)
+        try:
+            done = self._wait_job(kube, ns, name, reporter)
+        except PlatformError as e:
+            return TaskResult(ok=False, output=str(e))
+        st = done.get("status") or {}
+        return TaskResult(
+            ok=True,
+            output=f"Job {ns}/{name} complete "
+            f"(succeeded={st.get('succeeded', 0)}, "
+            f"completionTime={st.get('completionTime')})",
+        )
+
+    def _task_job(
+        self, spec: TenantSpec, migration: Mapping[str, Any], task: str
+    ) -> dict[str, Any]:
+        """A Job like the migration's (same security context, env, quota-sized resources)."""
+        app = self.catalog.app(spec.app.name)
+        job = json.loads(json.dumps(migration))
+        job["metadata"]["name"] = f"{spec.app.name}-{task}"
+        job["metadata"]["labels"][mf.TASK_LABEL] = task
+        job["metadata"]["labels"]["app.kubernetes.io/component"] = task
+        job["metadata"]["annotations"].pop(mf.HASH_ANNOTATION, None)
+        pod = job["spec"]["template"]
+        pod["metadata"]["labels"]["app.kubernetes.io/component"] = task
+        container = pod["spec"]["containers"][0]
+        container["name"] = task
+        container["command"] = list(app.admin_bootstrap)
+        secret = secret_name_for(spec.app.name)
+        container["env"] = [
+            *container.get("env", []),
+            {"name": "ADMIN_EMAIL", "value": str(spec.admin.email)},
+            {"name": "ADMIN_NAME", "value": spec.admin.name},
+            {
+                "name": "ADMIN_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "ADMIN_PASSWORD"}},
+            },
+        ]
+        return mf.finalize(job, namespace=job["metadata"]["namespace"], labels={})
+
+    def health(self, *, spec: TenantSpec) -> Health:
+        """Deployments Available and the Service's endpoints ready; never raises.
+
+        No HTTP check: reaching the app needs an ingress controller in the cluster,
+        which osp-ops does not assume.
+        """
+        url = f"https://{spec.hosts.primary}/"
+        ns = namespace_for(spec.slug)
+        checks: dict[str, str] = {}
+        version = None
+        try:
+            kube = self.kube(spec)
+            info = kube.resource("apps/v1", "Deployment")
+            deps = kube.request(
+                "GET", info.path(ns), query=[("labelSelector", f"{TENANT_LABEL}={spec.slug}")]
+            )
+            ok = bool(deps.get("items"))
+            serving = False
+            for dep in deps.get("items", []):
+                name = dep["metadata"]["name"]
+                want = int(dep["spec"].get("replicas", 1))
+                ready = self._deployment_ready(dep)
+                avail = (dep.get("status") or {}).get("availableReplicas", 0)
+                checks[f"deployment/{name}"] = f"{avail}/{want} available" + (
+                    "" if ready else " (not ready)"
+                )
+                ok = ok and ready
+                if name == f"{spec.app.name}-web" and want > 0:
+                    version = self._tag_version(spec, dep)
+                    serving = True
+                if name.endswith("-maintenance") and want > 0:
+                    serving = True
+            slices = kube.request(
+                "GET",
+                kube.resource("discovery.k8s.io/v1", "EndpointSlice").path(ns),
+                query=[("labelSelector", f"kubernetes.io/service-name={spec.app.name}")],
+            )
+            endpoints = sum(
+                1
+                for s in slices.get("items", [])
+                for e in s.get("endpoints") or []
+                if (e.get("conditions") or {}).get("ready")
+            )
+            checks["service endpoints"] = f"{endpoints} ready"
+            ok = ok and serving and endpoints > 0
+            checks["http"] = "not checked (needs an ingress controller)"
+        except (PlatformError, TemporaryError, ConfigError) as e:
+            checks["kubernetes"] = str(e)
+            ok = False
+        return Health(ok=ok, url=url, checks=checks, version=version)
+
+    def _tag_version(self, spec: TenantSpec, dep: Mapping[str, Any]) -> str | None:
+        tag = dep["spec"]["template"]["spec"]["containers"][0]["image"].rpartition(":")[2]
+        for v in self.catalog.app(spec.app.name).versions:
+            if v.tag == tag:
+                return v.version
+        return None
+
+    def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Delete the namespace, wait until it is gone, drop the database and role."""
+        kube = self.kube(spec)
+        ns = namespace_for(spec.slug)
+        info = kube.resource("v1", "Namespace")
+        live = kube.get(info.path(None, ns))
+        changed = 0
+        if live is not None:
+            labels = (live.get("metadata") or {}).get("labels") or {}
+            if labels.get(TENANT_LABEL) != spec.slug:
+                raise PlatformError(
+                    f"namespace {ns} does not carry {TENANT_LABEL}={spec.slug}: not deleting it"
+                )
+            kube.delete(info, None, ns)
+            changed += 1
+            reporter(Event(f"deleting namespace {ns}", host=ns, status="changed"))
+        self._until(lambda: kube.get(info.path(None, ns)) is None, f"namespace {ns} to be deleted")
+        if pgtenant.drop_tenant_database(self._admin_dsn(), spec.slug):
+            changed += 1
+            reporter(
+                Event(
+                    f"database {pgtenant.db_name_for(spec.slug)} dropped",
+                    host="postgresql",
+                    status="changed",
+                )
+            )
+        return Change(changed=changed)
+
+
+@contextmanager
+def platform(settings: Settings, catalog: Catalog, **kw: Any) -> Iterator[KubernetesPlatform]:
+    """A platform whose API clients are closed on exit."""
+    p = KubernetesPlatform(settings=settings, catalog=catalog, **kw)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+__all__ = ["ApiError", "Kube", "KubernetesPlatform", "failpoint", "platform"]
