@@ -30,7 +30,15 @@ _ENTRY_PHASE = {
 
 
 def kind_for_converge(ctx: Context, slug: str) -> str:
-    """``create`` for a new (or never provisioned) tenant, else ``apply``."""
+    """``create`` for a new (or never provisioned) tenant, else ``apply``.
+
+    An interrupted create or apply is finished first: a create killed after its
+    ``mark-ready`` step leaves the tenant ready, and must be resumed, not followed
+    by an apply while it stays ``running`` forever.
+    """
+    for op in ctx.operations.pending_for(slug):
+        if op.kind in ("create", "apply"):
+            return op.kind
     rec = ctx.tenants.get(slug)
     if rec is None or rec.phase in (Phase.requested, Phase.provisioning, Phase.deleted):
         return "create"
