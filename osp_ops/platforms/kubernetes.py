@@ -407,7 +407,8 @@ class KubernetesPlatform:
             raise PlatformError(f"chart {chart} not found (set OSP_OPS_CHARTS_DIR)")
         return chart
 
-    def _secret_data(self, spec: TenantSpec, secrets: Mapping[str, str]) -> dict[str, str]:
+    def secret_data(self, spec: TenantSpec, secrets: Mapping[str, str]) -> dict[str, str]:
+        """The Secret's content: DATABASE_URL, SECRET_KEY_BASE, ADMIN_PASSWORD."""
         missing = [k for k in ("db_password", "secret_key", "admin_password") if k not in secrets]
         if missing:
             raise PlatformError(f"{spec.slug}: secrets missing: {', '.join(missing)}")
@@ -550,34 +551,43 @@ class KubernetesPlatform:
         return live
 
     def _apply_one(self, kube: Kube, obj: Mapping[str, Any], reporter: Reporter) -> Any:
+        """Apply one object with the conflict policy of the module docstring."""
         key = mf.key_of(obj)
         where = obj["metadata"].get("namespace")
-        try:
-            result = kube.apply(obj)
-        except ApiError as e:
-            if e.status == 409:
-                reporter(
-                    Event(
-                        f"{key}: field conflict, osp-ops takes its fields back",
-                        host=where,
-                        status="info",
-                        detail=e.message,
+        force = recreated = False
+        while True:
+            try:
+                result = kube.apply(obj, force=force)
+                break
+            except ApiError as e:
+                if e.status == 409 and not force:
+                    reporter(
+                        Event(
+                            f"{key}: field conflict, osp-ops takes its fields back",
+                            host=where,
+                            status="info",
+                            detail=e.message,
+                        )
                     )
-                )
-                result = kube.apply(obj, force=True)
-            elif e.immutable:
-                reporter(
-                    Event(
-                        f"{key}: immutable field changed, deleting and recreating",
-                        host=where,
-                        status="changed",
-                        detail=e.message,
+                    force = True
+                elif e.immutable and key.kind == "PersistentVolumeClaim":
+                    raise PlatformError(
+                        f"{where}/{key}: {e.message}. osp-ops never deletes a claim holding "
+                        "uploads: migrate the data by hand (docs/platform-kubernetes.md)"
+                    ) from e
+                elif e.immutable and not recreated:
+                    reporter(
+                        Event(
+                            f"{key}: immutable field changed, deleting and recreating",
+                            host=where,
+                            status="changed",
+                            detail=e.message,
+                        )
                     )
-                )
-                self._delete_and_wait(kube, obj)
-                result = kube.apply(obj, force=True)
-            else:
-                raise
+                    self._delete_and_wait(kube, obj)
+                    recreated = True
+                else:
+                    raise
         reporter(Event(f"applied {key}", host=where, status="changed"))
         return result
 
@@ -609,8 +619,8 @@ class KubernetesPlatform:
             try:
                 kube.apply(obj, dry_run=True, force=True)
             except ApiError as e:
-                if e.immutable or (e.status == 404 and obj["kind"] != "Namespace"):
-                    continue  # recreated by the apply / namespace created first
+                if e.immutable and obj["kind"] != "PersistentVolumeClaim":
+                    continue  # the apply deletes and recreates it
                 problems.append(f"{mf.key_of(obj)}: {e.message}")
         if problems:
             raise PlatformError(
@@ -778,7 +788,7 @@ class KubernetesPlatform:
         kube = self.kube(spec)
         changed = self._ensure_namespace(kube, spec, reporter)
         namespace = namespace_for(spec.slug)
-        data = self._secret_data(spec, secrets)
+        data = self.secret_data(spec, secrets)
         labels = tenant_labels(spec)
         secret = mf.finalize(
             mf.secret_object(secret_name_for(spec.app.name), data, labels),
@@ -823,7 +833,7 @@ class KubernetesPlatform:
         plan = self.converge(
             spec,
             version=version,
-            secret_data=self._secret_data(spec, secrets),
+            secret_data=self.secret_data(spec, secrets),
             suspended=False,
             reporter=reporter,
         )
@@ -890,7 +900,7 @@ class KubernetesPlatform:
         kube = self.kube(spec)
         ns = namespace_for(spec.slug)
         rendered = self.desired(
-            spec, version=version, secret_data=self._secret_data(spec, secrets), suspended=False
+            spec, version=version, secret_data=self.secret_data(spec, secrets), suspended=False
         )
         migration = next(o for o in rendered.objects if o["kind"] == "Job")
         if task == "migrate":

@@ -92,8 +92,10 @@ def helm_values(
     it); ``None`` leaves the chart's own validation to complain. ``secret_hash``: a
     digest of the Secret's content put on pod templates so that a rotation restarts the
     pods. ``suspended``: maintenance mode (web and worker at 0, a maintenance page).
-    ``overlay``: operator-wide values merged last (storage class, ingress class, egress
-    CIDRs of S3/SMTP ...); it cannot change the tenant's identity or labels.
+    ``overlay``: operator-wide values merged last (storage class and access modes, ingress
+    class, egress CIDRs of S3/SMTP ...); it cannot change the tenant's identity or labels.
+    Storage is the overlay's: a plan with several web replicas needs ReadWriteMany
+    volumes or S3, and the chart says so when the overlay gives neither.
     """
     app = catalog.app(spec.app.name)
     entry = app.version(version)
@@ -145,9 +147,6 @@ def helm_values(
         "pdb": {"enabled": plan.web_replicas > 1},
         "extraEnv": [{"name": "OSP_OPS_TENANT", "value": spec.slug}],
     }
-    if plan.web_replicas > 1:
-        # One ReadWriteOnce volume cannot serve web pods on several nodes.
-        values["storage"] = {"pvc": {"accessModes": ["ReadWriteMany"]}}
     if overlay:
         values = deep_merge(values, overlay)
         # The tenant's identity is not the overlay's to change.
