@@ -33,11 +33,15 @@ class Lease:
 
 
 def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot); None if it is gone or a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent: dead all the same
+        return None
+    return fields[19]
 
 
 def holder_id(label: str) -> str:
