@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from osp_ops.domain.errors import NotFoundError
 from osp_ops.domain.redaction import redact
@@ -105,6 +105,11 @@ class Operations:
         """
         key = dedup_key(kind, tenant, params)
         with self.db.transaction() as s:
+            if self.db.is_postgresql:
+                # FOR UPDATE locks no row when there is none yet: two identical requests
+                # would both insert. A transaction lock on the key serializes them
+                # (SQLite's BEGIN IMMEDIATE already does).
+                s.execute(select(func.pg_advisory_xact_lock(int(key[:15], 16))))
             existing = (
                 s.execute(
                     select(OperationRow)
