@@ -73,6 +73,7 @@ FIELD_MANAGER = "osp-ops"
 FAILPOINT_ENV = "OSP_OPS_FAILPOINT"
 OVERLAY_FILE = "kubernetes-values.yaml"
 REPO_CHARTS = Path(__file__).resolve().parents[2] / "charts"
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -149,12 +150,13 @@ class Kube:
         query: Sequence[tuple[str, str]] = (),
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> Any:
         """One API call; the decoded JSON answer. ApiError/TemporaryError on failure."""
         dry = any(k == "dryRun" for k, _ in query)
         with self._lock:
             self.requests[f"{method}{'-dryrun' if dry else ''}"] += 1
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         try:
             m, url, hdrs, payload, _ = self.api.param_serialize(
                 method=method,
@@ -320,9 +322,10 @@ class KubernetesPlatform:
         self.wait = wait
         self._overlay = values_overlay
         self._clients: dict[str | None, Kube] = {}
-        self._render_cache: dict[str, str] = {}
+        self._render_cache: dict[str, list[dict[str, Any]]] = {}
         self._chart_digests: dict[Path, str] = {}
         self._db_cidr: str | None = None
+        self._dbs: pgtenant.TenantDatabases | None = None
         self._lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------
@@ -343,6 +346,9 @@ class KubernetesPlatform:
         for client in self._clients.values():
             client.api.close()  # type: ignore[no-untyped-call]
         self._clients.clear()
+        if self._dbs is not None:
+            self._dbs.close()
+            self._dbs = None
 
     @property
     def overlay(self) -> Mapping[str, Any]:
@@ -359,6 +365,12 @@ class KubernetesPlatform:
                     raise ConfigError(f"{path} must be a mapping of chart values")
             self._overlay = loaded
         return self._overlay
+
+    def _databases(self) -> pgtenant.TenantDatabases:
+        with self._lock:
+            if self._dbs is None:
+                self._dbs = pgtenant.TenantDatabases(self._admin_dsn())
+            return self._dbs
 
     def _admin_dsn(self) -> str:
         dsn = self.settings.platform_db_admin_dsn
@@ -449,19 +461,21 @@ class KubernetesPlatform:
             digest = self._chart_digests[chart]
         text_values = yaml.safe_dump(values, sort_keys=True)
         key = sha256(f"{digest}\0{namespace}\0{spec.slug}\0{text_values}".encode()).hexdigest()
-        cache_file = self.settings.data_dir / "kubernetes" / "render-cache" / f"{key}.yaml"
-        out = self._render_cache.get(key)
-        if out is None and cache_file.is_file():
-            out = cache_file.read_text("utf-8")
-        if out is None:
-            out = self._helm_template(spec.slug, chart, namespace, text_values)
+        cache_file = self.settings.data_dir / "kubernetes" / "render-cache" / f"{key}.json"
+        objects = self._render_cache.get(key)
+        if objects is None and cache_file.is_file():
+            objects = json.loads(cache_file.read_text("utf-8"))
+        if objects is None:
+            text = self._helm_template(spec.slug, chart, namespace, text_values)
+            objects = mf.parse_manifests(text, source=f"helm template {chart.name} ({spec.slug})")
             # Values hold no secrets; the cache only saves helm's start-up time.
             cache_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(out, "utf-8")
+            tmp = cache_file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(objects), "utf-8")
             tmp.replace(cache_file)
-        self._render_cache[key] = out
-        return mf.parse_manifests(out, source=f"helm template {chart.name} ({spec.slug})")
+        self._render_cache[key] = objects
+        copied: list[dict[str, Any]] = json.loads(json.dumps(objects))
+        return copied
 
     def _helm_template(self, release: str, chart: Path, namespace: str, values: str) -> str:
         helm = self._helm()
@@ -544,9 +558,15 @@ class KubernetesPlatform:
         selector = f"{TENANT_LABEL}={spec.slug}"
         for api_version, kind in mf.NAMESPACED_KINDS:
             info = kube.resource(api_version, kind)
-            doc = kube.request("GET", info.path(namespace), query=[("labelSelector", selector)])
-            for item in doc.get("items", []):
-                item.setdefault("kind", kind)
+            # Hash annotations are in the metadata; only the waits read status.
+            full = kind in ("Deployment", "Job")
+            doc = kube.request(
+                "GET",
+                info.path(namespace),
+                query=[("labelSelector", selector)],
+                accept="application/json" if full else PARTIAL_METADATA,
+            )
+            for item in doc.get("items") or []:
                 live[mf.Key(kind, item["metadata"]["name"])] = item
         return live
 
@@ -800,8 +820,7 @@ class KubernetesPlatform:
         secret_current = live is not None and mf.applied_hash(live) == mf.applied_hash(secret)
         # The role's password is set before the Secret that carries it: after a crash in
         # between, the Secret still differs and the next run sets it again.
-        created = pgtenant.ensure_tenant_database(
-            self._admin_dsn(),
+        created = self._databases().ensure(
             spec.slug,
             secrets["db_password"],
             set_password=not secret_current,
@@ -1036,7 +1055,7 @@ class KubernetesPlatform:
             changed += 1
             reporter(Event(f"deleting namespace {ns}", host=ns, status="changed"))
         self._until(lambda: kube.get(info.path(None, ns)) is None, f"namespace {ns} to be deleted")
-        if pgtenant.drop_tenant_database(self._admin_dsn(), spec.slug):
+        if self._databases().drop(spec.slug):
             changed += 1
             reporter(
                 Event(

@@ -1,7 +1,7 @@
 """Tenant databases on the shared PostgreSQL server of Kubernetes tenants (psycopg).
 
 One role and one database per tenant, both named ``osp_<slug>`` (dashes as
-underscores). The role owns its database; ``CONNECT`` is revoked from PUBLIC so no other
+underscores), managed through ``TenantDatabases`` (one admin connection, reused). The role owns its database; ``CONNECT`` is revoked from PUBLIC so no other
 tenant's role can even connect. Every function is idempotent. Passwords are sent as SQL
 literals composed client-side (utility statements take no bind parameters) and never
 logged; errors are reported without the statement text.
@@ -9,6 +9,7 @@ logged; errors are reported without the statement text.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -66,72 +67,103 @@ def _connect(admin_dsn: str) -> psycopg.Connection[tuple[object, ...]]:
         ) from e
 
 
-def ensure_tenant_database(
-    admin_dsn: str, slug: str, password: str, *, set_password: bool = True
-) -> bool:
-    """Create (or update) the tenant's role and database; True when something was created.
-
-    The password is set when the role is created and when ``set_password`` (a rotated
-    ``db_password``: the caller knows the tenant's Secret is about to change).
-    """
-    name = db_name_for(slug)
-    ident = sql.Identifier(name)
-    created = False
-    try:
-        with _connect(admin_dsn) as conn:
-            if (
-                conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
-                is None
-            ):
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
-                created = True
-                set_password = True
-            if set_password:
-                conn.execute(
-                    sql.SQL(
-                        "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
-                    ).format(ident, sql.Literal(password))
-                )
-            if (
-                conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-                is None
-            ):
-                conn.execute(
-                    sql.SQL(
-                        "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0"
-                    ).format(ident, ident)
-                )
-                created = True
-            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
-            conn.execute(
-                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(ident, ident)
-            )
-    except psycopg.Error as e:
-        raise PlatformError(
-            f"PostgreSQL: cannot set up database {name}: {type(e).__name__}: "
-            f"{(e.diag.message_primary if e.diag else None) or 'error'}"
-        ) from e
-    return created
+def _failed(action: str, name: str, e: psycopg.Error) -> PlatformError:
+    primary = (e.diag.message_primary if e.diag else None) or "error"
+    return PlatformError(
+        f"PostgreSQL: cannot {action} database {name}: {type(e).__name__}: {primary}"
+    )
 
 
-def drop_tenant_database(admin_dsn: str, slug: str) -> bool:
-    """Drop the tenant's database and role (connections are ended); True when one existed."""
-    name = db_name_for(slug)
-    ident = sql.Identifier(name)
-    try:
-        with _connect(admin_dsn) as conn:
-            existed = (
-                conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-                is not None
-            )
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-            role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
-            if role is not None:
-                existed = True
-                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
-    except psycopg.Error as e:
-        raise PlatformError(
-            f"PostgreSQL: cannot drop database {name}: {type(e).__name__}: "
-            f"{(e.diag.message_primary if e.diag else None) or 'error'}"
-        ) from e
-    return existed
+class TenantDatabases:
+    """Tenant roles and databases over one reused admin connection (thread-safe)."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self._dsn = admin_dsn
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = _connect(self._dsn)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the admin connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def ensure(self, slug: str, password: str, *, set_password: bool = True) -> bool:
+        """Create (or fix) the tenant's role and database; True when something was created.
+
+        One query reads the state; statements run only for what is missing or wrong, so
+        a converged tenant costs no write. The password is set when the role is created
+        and when ``set_password`` (a rotated ``db_password``).
+        """
+        name = db_name_for(slug)
+        ident = sql.Identifier(name)
+        created = False
+        with self._lock:
+            try:
+                conn = self._connection()
+                row = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s),"
+                    " (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s),"
+                    " (SELECT has_database_privilege('public', datname, 'CONNECT')"
+                    "  FROM pg_database WHERE datname = %s)",
+                    (name, name, name),
+                ).fetchone()
+                assert row is not None
+                role_exists, owner, public_connect = row
+                if not role_exists:
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+                    created = set_password = True
+                if set_password:
+                    conn.execute(
+                        sql.SQL(
+                            "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                            "PASSWORD {}"
+                        ).format(ident, sql.Literal(password))
+                    )
+                if owner is None:
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0"
+                        ).format(ident, ident)
+                    )
+                    created = True
+                elif owner != name:
+                    conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, ident))
+                if owner is None or public_connect:
+                    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+                    conn.execute(
+                        sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                            ident, ident
+                        )
+                    )
+            except psycopg.Error as e:
+                raise _failed("set up", name, e) from e
+        return created
+
+    def drop(self, slug: str) -> bool:
+        """Drop the tenant's database and role (connections are ended); True if one existed."""
+        name = db_name_for(slug)
+        ident = sql.Identifier(name)
+        with self._lock:
+            try:
+                conn = self._connection()
+                row = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s),"
+                    " EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)",
+                    (name, name),
+                ).fetchone()
+                assert row is not None
+                db_exists, role_exists = row
+                if db_exists:
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+                if role_exists:
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+            except psycopg.Error as e:
+                raise _failed("drop", name, e) from e
+        return bool(db_exists or role_exists)

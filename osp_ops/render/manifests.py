@@ -62,7 +62,8 @@ def key_of(obj: Mapping[str, Any]) -> Key:
 def parse_manifests(text: str, *, source: str = "helm template") -> list[dict[str, Any]]:
     """The objects of a multi-document YAML stream (empty documents dropped)."""
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        docs = [d for d in yaml.load_all(text, Loader=loader) if d]
     except yaml.YAMLError as e:
         raise PlatformError(f"{source} printed invalid YAML: {e}") from e
     out: list[dict[str, Any]] = []
