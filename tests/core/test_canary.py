@@ -7,6 +7,7 @@ import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import text
 
 from osp_ops.store.db import Database
 from osp_ops.store.secrets import MasterKey, SecretStore
-from tests.core.cli import Sandbox
+from tests.core.cli import Sandbox, Zygote
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +43,15 @@ def _dump(db: Database) -> str:
     return "\n".join(parts)
 
 
-def test_canary_never_leaks(tmp_path: Path) -> None:
-    box = Sandbox(tmp_path)
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[Zygote]:
+    z = Zygote()
+    yield z
+    z.close()
+
+
+def test_canary_never_leaks(tmp_path: Path, zygote: Zygote) -> None:
+    box = Sandbox(tmp_path, zygote=zygote)
     db = Database(f"sqlite:///{box.data_dir / 'state.db'}")
     SecretStore(db, MasterKey(box.data_dir / "master.key")).put(
         "nanterre", "admin_password", CANARY
@@ -77,16 +85,16 @@ def test_canary_never_leaks(tmp_path: Path) -> None:
     for cmd in (("op", "list", "--json"), ("audit", "list", "--json"), ("audit", "verify"),
                 ("secrets", "list", "nanterre"), ("config", "show", "--json"),
                 ("tenant", "show", "nanterre", "--json"), ("tenant", "list", "--json")):  # fmt: skip
-        r = box.run_process("-v", *cmd)
+        r = box.run("-v", *cmd)
         assert r.rc == 0, (cmd, r.stderr)
         assert CANARY not in r.stdout + r.stderr, cmd
-    op_id = box.run_process("op", "list", "--json").stdout.split('"id": "')[1].split('"')[0]
-    shown = box.run_process("-v", "op", "show", op_id, "--json")
+    op_id = box.run("op", "list", "--json").stdout.split('"id": "')[1].split('"')[0]
+    shown = box.run("-v", "op", "show", op_id, "--json")
     assert shown.rc == 0 and "generate-secrets" in shown.stdout
     assert CANARY not in shown.stdout + shown.stderr
 
     # Credentials print it on purpose; the audit entry of that read must not hold it.
-    creds = box.run_process("tenant", "credentials", "nanterre")
+    creds = box.run("tenant", "credentials", "nanterre")
     assert CANARY in creds.stdout
     dump = _dump(db)
     assert "credentials.read" in dump and "generate-secrets" in dump

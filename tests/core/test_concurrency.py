@@ -63,7 +63,7 @@ def _lease(box: Sandbox) -> tuple[str | None, float]:
 
 
 def test_ten_processes_one_runs_the_others_name_the_holder(box: Sandbox) -> None:
-    pids = [box.start("tenant", "apply", SLUG, OSP_OPS_FAKE_PLATFORM_DELAY="3")
+    pids = [box.start("tenant", "apply", SLUG, OSP_OPS_FAKE_PLATFORM_DELAY="2")
             for _ in range(10)]  # fmt: skip
     numbers = list(range(box._runs - 9, box._runs + 1))
     results = [box.finish(pid, n) for pid, n in zip(pids, numbers, strict=True)]
