@@ -1,0 +1,460 @@
+"""The hosts platform: tenants on VMs or bare metal, converged by the playbooks in playbooks/.
+
+The only module that imports ``ansible_runner``. Each call is one runner run in its own
+private data directory under ``settings.data_dir / "runs"`` (the last ``keep_runs`` are
+kept for inspection). Secrets reach Ansible through ``env/extravars``, a mode-0600 file
+that ansible-playbook reads with ``-e @file``: never on a command line. After the run the
+file is deleted and every kept artifact is scrubbed of the secret values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _random
+import shutil
+import ssl
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import httpx
+import yaml
+
+from osp_ops.domain.catalog import App, Catalog
+from osp_ops.domain.errors import ConfigError, PlatformError
+from osp_ops.domain.spec import HostsPlatform as HostsPlacement
+from osp_ops.domain.spec import TenantSpec
+from osp_ops.platforms import tls
+from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult
+from osp_ops.settings import Settings, TlsMode
+
+PLAYBOOKS_ENV = "OSP_OPS_PLAYBOOKS"
+TASKS = ("migrate", "bootstrap-admin")
+_STATUS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "failed",
+    "runner_on_skipped": "skipped",
+}
+
+
+def default_playbooks_dir() -> Path:
+    """``$OSP_OPS_PLAYBOOKS``, else the playbooks/ directory of the source tree."""
+    env = os.environ.get(PLAYBOOKS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "playbooks"
+
+
+@dataclass
+class _Outcome:
+    """What one playbook run did."""
+
+    changed: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # host, task, msg
+    unreachable: list[tuple[str, str]] = field(default_factory=list)  # host, msg
+    output: list[str] = field(default_factory=list)
+
+
+def _message(res: Mapping[str, Any]) -> str:
+    if "censored" in res:
+        return "output hidden (no_log): see the host's logs"
+    parts = [str(res.get(k, "")).strip() for k in ("msg", "stderr", "stdout")]
+    parts = [p for p in parts if p]
+    if not parts:
+        return json.dumps(res)[:300]
+    return " | ".join(p[-600:] for p in parts)
+
+
+def _target(spec: TenantSpec) -> str:
+    if not isinstance(spec.platform, HostsPlacement):
+        raise PlatformError(f"tenant {spec.slug!r} runs on {spec.platform.kind}, not on hosts")
+    return spec.platform.target
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    first, _, last = name.strip().partition(" ")
+    return first, last
+
+
+class HostsPlatform:
+    """Runs tenants on inventory hosts through ansible-runner."""
+
+    name = "hosts"
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        catalog: Catalog,
+        playbooks_dir: Path | None = None,
+        keep_runs: int = 20,
+        local_vars: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``local_vars``: extra host variables of the generated localhost inventory
+        (e.g. ``osp_postgresql_port``), used when ``settings.inventory`` is unset."""
+        self.settings = settings
+        self.catalog = catalog
+        self.playbooks_dir = playbooks_dir or default_playbooks_dir()
+        self.keep_runs = keep_runs
+        self.local_vars = dict(local_vars or {})
+        if not (self.playbooks_dir / "site_tenant.yml").is_file():
+            raise ConfigError(f"playbooks not found in {self.playbooks_dir} (set ${PLAYBOOKS_ENV})")
+
+    # -- Platform protocol -------------------------------------------------------
+
+    def provision(
+        self, *, spec: TenantSpec, secrets: Mapping[str, str], reporter: Reporter
+    ) -> Change:
+        """Database role and database of the tenant (and the host's cluster)."""
+        out = self._run(
+            "site_tenant.yml", spec, spec.app.version, secrets, reporter, stage="provision"
+        )
+        return self._change(out)
+
+    def deploy(
+        self, *, spec: TenantSpec, version: str, secrets: Mapping[str, str], reporter: Reporter
+    ) -> Change:
+        """Install ``version``, configure and start the app, serve it through nginx."""
+        out = self._run("site_tenant.yml", spec, version, secrets, reporter, stage="deploy")
+        return self._change(out)
+
+    def run_task(
+        self,
+        *,
+        spec: TenantSpec,
+        version: str,
+        task: str,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+    ) -> TaskResult:
+        """Run ``migrate`` or ``bootstrap-admin`` on the tenant's hosts."""
+        if task not in TASKS:
+            raise PlatformError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
+        out = self._run("tenant_task.yml", spec, version, secrets, reporter, task=task)
+        return TaskResult(ok=True, output="\n".join(out.output))
+
+    def health(self, *, spec: TenantSpec) -> Health:
+        """GET the app's health path through nginx with the tenant's host name."""
+        app = self.catalog.app(spec.app.name)
+        scheme = "http" if self.settings.tls_mode is TlsMode.none else "https"
+        address, port = self._endpoint(spec, scheme)
+        default_port = 80 if scheme == "http" else 443
+        shown = "" if port == default_port else f":{port}"
+        url = f"{scheme}://{spec.hosts.primary}{shown}/"
+        checks: dict[str, str] = {}
+        try:
+            with self.http_client(spec) as client:
+                r = client.get(
+                    f"{scheme}://{address}:{port}{app.health_path}",
+                    headers={"Host": f"{spec.hosts.primary}{shown}"},
+                    extensions={"sni_hostname": spec.hosts.primary},
+                )
+        except httpx.HTTPError as e:
+            checks["nginx"] = f"unreachable: {e}"
+            return Health(ok=False, url=url, checks=checks)
+        checks["nginx"] = "ok"
+        version = None
+        if r.status_code == 200:
+            checks["app"] = "ok"
+            version = self._version(r)
+        elif r.status_code == 503:
+            checks["app"] = "maintenance page (suspended)"
+        elif r.status_code in (502, 504):
+            checks["app"] = f"process not answering (HTTP {r.status_code})"
+        else:
+            checks["app"] = f"HTTP {r.status_code}"
+        return Health(ok=r.status_code == 200, url=url, checks=checks, version=version)
+
+    def suspend(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Serve the maintenance page (503) and stop the app."""
+        return self._change(self._run("tenant_suspend.yml", spec, spec.app.version, {}, reporter))
+
+    def resume(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Start the app and serve it again."""
+        return self._change(self._run("tenant_resume.yml", spec, spec.app.version, {}, reporter))
+
+    def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+        """Remove vhost, process, files and database of the tenant."""
+        return self._change(self._run("tenant_remove.yml", spec, spec.app.version, {}, reporter))
+
+    # -- HTTP ----------------------------------------------------------------------
+
+    def http_client(self, spec: TenantSpec, **kwargs: Any) -> httpx.Client:
+        """An httpx client trusting the local CA (or the system CAs under ACME)."""
+        verify: ssl.SSLContext | bool = True
+        if self.settings.tls_mode is TlsMode.local_ca:
+            verify = ssl.create_default_context(cafile=str(tls.ca_cert_path(self.settings)))
+        return httpx.Client(verify=verify, timeout=kwargs.pop("timeout", 10.0), **kwargs)
+
+    def _endpoint(self, spec: TenantSpec, scheme: str) -> tuple[str, int]:
+        """Address and nginx port of the tenant's (first) host."""
+        port_var = "osp_http_port" if scheme == "http" else "osp_https_port"
+        default = self.settings.http_port if scheme == "http" else self.settings.https_port
+        if self.settings.inventory is None:
+            return "127.0.0.1", int(self.local_vars.get(port_var, default))
+        hostvars = self._hostvars(_target(spec))
+        return str(hostvars.get("ansible_host", hostvars["_name"])), int(
+            hostvars.get(port_var, default)
+        )
+
+    def _hostvars(self, target: str) -> dict[str, Any]:
+        out, err = ansible_runner.get_inventory(
+            action="list",
+            inventories=[str(self.settings.inventory)],
+            response_format="json",
+            quiet=True,
+        )
+        if not isinstance(out, dict):
+            raise PlatformError(f"cannot read inventory {self.settings.inventory}: {err}")
+        meta = out.get("_meta", {}).get("hostvars", {})
+        names = [target] if target in meta else list(out.get(target, {}).get("hosts", []))
+        if not names:
+            raise PlatformError(f"inventory {self.settings.inventory} has no host {target!r}")
+        return {"_name": names[0], **meta.get(names[0], {})}
+
+    @staticmethod
+    def _version(r: httpx.Response) -> str | None:
+        try:
+            data = r.json()
+        except ValueError:
+            return None
+        if isinstance(data, dict):
+            v = data.get("openslides_version") or data.get("version")
+            return str(v) if v else None
+        return None
+
+    # -- Runs ----------------------------------------------------------------------
+
+    @staticmethod
+    def _change(out: _Outcome) -> Change:
+        return Change(changed=sum(out.changed.values()), details=dict(out.changed))
+
+    def _variables(
+        self, spec: TenantSpec, version: str, secrets: Mapping[str, str]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(public, secret) extra variables of a run."""
+        app = self.catalog.app(spec.app.name)
+        entry = app.version(version)
+        first, last = _split_name(spec.admin.name)
+        public: dict[str, Any] = {
+            "osp_target": _target(spec),
+            "osp_tls_mode": self.settings.tls_mode.value,
+            "osp_acme_email": self.settings.acme_email or "",
+            "osp_default_host_root": self.settings.host_root,
+            "osp_default_http_port": self.settings.http_port,
+            "osp_default_https_port": self.settings.https_port,
+            "osp_tenant": {
+                "slug": spec.slug,
+                "name": spec.name,
+                "hostnames": list(spec.hosts.all),
+                "version": version,
+                "locale": spec.locales.default,
+                "locales": list(spec.locales.available),
+                "time_zone": spec.time_zone,
+                "admin_first_name": first,
+                "admin_last_name": last,
+                "admin_email": str(spec.admin.email),
+            },
+            "osp_app": _app_vars(app, spec.app.name, version, entry.package, entry.pins, entry.tag),
+        }
+        secret: dict[str, Any] = {"osp_secrets": dict(secrets)}
+        if self.settings.tls_mode is TlsMode.local_ca:
+            cert = tls.issue_cert(self.settings, slug=spec.slug, hostnames=spec.hosts.all)
+            secret["osp_tls"] = {"cert_pem": cert.cert_pem, "key_pem": cert.key_pem}
+        return public, secret
+
+    def _run(
+        self,
+        playbook: str,
+        spec: TenantSpec,
+        version: str,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+        *,
+        stage: str = "all",
+        task: str = "",
+    ) -> _Outcome:
+        public, secret = self._variables(spec, version, secrets)
+        public.update(osp_stage=stage, osp_task=task)
+        run_dir = self._new_run_dir(spec.slug, playbook)
+        env_dir = run_dir / "env"
+        env_dir.mkdir(mode=0o700)
+        _write_private(env_dir / "extravars", json.dumps({**public, **secret}))
+        inventory = self._inventory(run_dir)
+        outcome = _Outcome()
+        hidden = _secret_values(secret)
+
+        def on_event(event: Mapping[str, Any]) -> bool:
+            _record(event, outcome, reporter, hidden)
+            return True
+
+        try:
+            result = ansible_runner.run(
+                private_data_dir=str(run_dir),
+                project_dir=str(self.playbooks_dir),
+                playbook=playbook,
+                inventory=inventory,
+                ident="run",
+                quiet=True,
+                suppress_env_files=True,
+                event_handler=on_event,
+                envvars={
+                    "ANSIBLE_NOCOLOR": "1",
+                    "ANSIBLE_RETRY_FILES_ENABLED": "0",
+                    "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+                    "PATH": _path(),
+                },
+            )
+        finally:
+            _scrub(run_dir, hidden)
+        for host, msg in outcome.unreachable:
+            raise PlatformError(f"host {host} unreachable: {msg}")
+        for host, task_name, msg in outcome.failures:
+            raise PlatformError(f"{playbook} failed on host {host}, task {task_name!r}: {msg}")
+        if result.rc != 0 or result.status != "successful":
+            tail = _scrubbed_tail(run_dir / "artifacts" / "run" / "stdout", hidden)
+            raise PlatformError(
+                f"{playbook} failed on {_target(spec)} ({result.status}, rc {result.rc}): {tail}"
+            )
+        return outcome
+
+    def _inventory(self, run_dir: Path) -> str:
+        if self.settings.inventory is not None:
+            return str(Path(self.settings.inventory).resolve())
+        host = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "osp_host_root": self.settings.host_root,
+            "osp_http_port": self.settings.http_port,
+            "osp_https_port": self.settings.https_port,
+            **self.local_vars,
+        }
+        path = run_dir / "inventory" / "hosts.yml"
+        path.parent.mkdir(mode=0o700)
+        path.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": host}}}))
+        return str(path)
+
+    def _new_run_dir(self, slug: str, playbook: str) -> Path:
+        runs = self.settings.data_dir / "runs"
+        runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        kept = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name)
+        for old in kept[: max(0, len(kept) - self.keep_runs + 1)]:
+            shutil.rmtree(old, ignore_errors=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        name = f"{stamp}-{time.monotonic_ns() % 10**9:09d}-{slug}-{Path(playbook).stem}"
+        path = runs / f"{name}-{_random.token_hex(3)}"
+        path.mkdir(mode=0o700)
+        return path
+
+
+def _path() -> str:
+    """PATH with this Python's bin directory first: ansible-playbook of the same venv."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def _app_vars(
+    app: App, name: str, version: str, package: str | None, pins: Sequence[str], tag: str | None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": app.kind.value,
+        "version": version,
+        "package": package or "",
+        "pins": list(pins),
+        "image": app.image or "",
+        "tag": tag or "",
+        "health_path": app.health_path,
+        "login_path": app.login_path,
+    }
+
+
+def _record(
+    event: Mapping[str, Any], outcome: _Outcome, reporter: Reporter, hidden: Sequence[str]
+) -> None:
+    kind = str(event.get("event", ""))
+    data = event.get("event_data") or {}
+    if kind == "playbook_on_stats":
+        outcome.changed.update({str(h): int(n) for h, n in (data.get("changed") or {}).items()})
+        for host in data.get("processed") or {}:
+            outcome.changed.setdefault(str(host), 0)
+        return
+    if kind not in _STATUS:
+        return
+    host = str(data.get("host", "?"))
+    task = str(data.get("task", "?"))
+    res = data.get("res") or {}
+    status = _STATUS[kind]
+    if status == "ok" and res.get("changed"):
+        status = "changed"
+    detail = None
+    if kind == "runner_on_unreachable":
+        detail = _mask(_message(res), hidden)
+        outcome.unreachable.append((host, detail))
+    elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+        detail = _mask(_message(res), hidden)
+        outcome.failures.append((host, task, detail))
+    elif status in ("ok", "changed") and "censored" not in res:
+        text = str(res.get("msg") or res.get("stdout") or "").strip()
+        app_task = str(data.get("role", "")).startswith("app_")
+        if text and app_task and str(data.get("task_action", "")).endswith(("debug", "command")):
+            outcome.output.append(_mask(text, hidden))
+    reporter(Event(message=task, host=host, status=status, detail=detail))
+
+
+def _secret_values(secret: Mapping[str, Any]) -> list[str]:
+    values: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, Mapping):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, str) and len(v) >= 6:
+            values.append(v)
+            values.append(json.dumps(v)[1:-1])
+            if "-----BEGIN" in v:  # a PEM key: its base64 lines, whatever the quoting
+                values.extend(line for line in v.splitlines() if len(line) >= 32)
+
+    walk(secret)
+    return sorted(set(values), key=len, reverse=True)
+
+
+def _mask(text: str, hidden: Sequence[str]) -> str:
+    for value in hidden:
+        text = text.replace(value, "***")
+    return text
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _scrub(run_dir: Path, hidden: Sequence[str]) -> None:
+    """Delete the secrets file; mask secret values in every other kept file."""
+    shutil.rmtree(run_dir / "env", ignore_errors=True)
+    encoded = [v.encode() for v in hidden]
+    for path in run_dir.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        masked = data
+        for value in encoded:
+            masked = masked.replace(value, b"***")
+        if masked != data:
+            path.write_bytes(masked)
+
+
+def _scrubbed_tail(path: Path, hidden: Sequence[str], lines: int = 15) -> str:
+    try:
+        text = path.read_text("utf-8", errors="replace")
+    except OSError:
+        return "no output"
+    return _mask("\n".join(text.strip().splitlines()[-lines:]), hidden) or "no output"
