@@ -123,8 +123,9 @@ def settings(
 
 @pytest.fixture
 def platform(settings: Settings) -> Iterator[KubernetesPlatform]:
-    p = KubernetesPlatform(settings=settings, catalog=default_catalog(), poll_interval=0.2,
-                           rollout_timeout=180)
+    p = KubernetesPlatform(
+        settings=settings, catalog=default_catalog(), poll_interval=0.2, rollout_timeout=180
+    )
     try:
         yield p
     finally:

@@ -23,6 +23,7 @@ import yaml
 
 from osp_ops.domain.catalog import default_catalog
 from osp_ops.domain.errors import CatalogError, PlatformError, SpecError
+from osp_ops.engine.context import build_context
 from osp_ops.platforms.base import null_reporter
 from osp_ops.platforms.kubernetes import ApiError, Kube, KubernetesPlatform
 from osp_ops.platforms.pgtenant import db_name_for
@@ -43,8 +44,9 @@ def live_objects(kube: KubeCluster, slug: str) -> dict[tuple[str, str], dict[str
     out = {}
     for api_version, kind in NAMESPACED_KINDS:
         info = k.resource(api_version, kind)
-        doc = k.request("GET", info.path(f"osp-{slug}"),
-                        query=[("labelSelector", f"osp-ops.io/tenant={slug}")])
+        doc = k.request(
+            "GET", info.path(f"osp-{slug}"), query=[("labelSelector", f"osp-ops.io/tenant={slug}")]
+        )
         for item in doc["items"]:
             out[(kind, item["metadata"]["name"])] = item
     return out
@@ -91,8 +93,9 @@ def test_create_lyon_then_noop_apply(
         conds = {c["type"]: c["status"] for c in dep["status"]["conditions"]}
         assert conds["Available"] == "True", name
     job = objs[("Job", "decidim-migrate-0-28-4")]
-    assert any(c["type"] == "Complete" and c["status"] == "True"
-               for c in job["status"]["conditions"])
+    assert any(
+        c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"]
+    )
     assert ("Job", "decidim-bootstrap-admin") in objs
     pods = admin(kube).request("GET", "/api/v1/namespaces/osp-lyon/pods")["items"]
     running = [p for p in pods if p["status"]["phase"] == "Running"]
@@ -119,30 +122,40 @@ def test_create_lyon_then_noop_apply(
 
 def apiserver_writes(kube: KubeCluster) -> dict[str, float]:
     """apiserver_request_total of writes (non-dry-run) to the kinds osp-ops applies."""
-    resources = {"namespaces", "resourcequotas", "limitranges", "networkpolicies",
-                 "serviceaccounts", "secrets", "configmaps", "persistentvolumeclaims",
-                 "services", "deployments", "jobs", "poddisruptionbudgets", "ingresses"}
-    text = admin(kube).api.call_api("GET", kube.server + "/metrics").read().decode() \
-        if False else _metrics(kube)
+    resources = {
+        "namespaces",
+        "resourcequotas",
+        "limitranges",
+        "networkpolicies",
+        "serviceaccounts",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "services",
+        "deployments",
+        "jobs",
+        "poddisruptionbudgets",
+        "ingresses",
+    }
+    text = kube._get("/metrics")[1].decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
         if not line.startswith("apiserver_request_total{"):
             continue
         labels = dict(
-            part.split("=", 1) for part in line[line.index("{") + 1: line.index("}")].split(",")
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
         )
         labels = {k: v.strip('"') for k, v in labels.items()}
-        if (labels.get("resource") in resources and labels.get("subresource", "") == ""
-                and labels.get("verb") in ("POST", "PUT", "PATCH", "APPLY", "DELETE", "CREATE",
-                                           "UPDATE")
-                and labels.get("dry_run", "") == ""):
+        if (
+            labels.get("resource") in resources
+            and labels.get("subresource", "") == ""
+            and labels.get("verb")
+            in ("POST", "PUT", "PATCH", "APPLY", "DELETE", "CREATE", "UPDATE")
+            and labels.get("dry_run", "") == ""
+        ):
             key = f"{labels['verb']} {labels['resource']}"
             out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return out
-
-
-def _metrics(kube: KubeCluster) -> str:
-    return kube._get("/metrics")[1].decode()
 
 
 def test_plan_change_feature_removal_and_immutable_fields(
@@ -163,25 +176,36 @@ def test_plan_change_feature_removal_and_immutable_fields(
     assert quota["spec"]["hard"]["limits.memory"] == "16Gi"
     web = get(kube, "/apis/apps/v1/namespaces/osp-grenoble/deployments/decidim-web")
     assert web["spec"]["replicas"] == 2
-    assert web["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "500m"
+    assert (
+        web["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "500m"
+    )
     assert web["status"].get("availableReplicas") == 2
     assert ("PodDisruptionBudget", "decidim-web") in live_objects(kube, "grenoble") or any(
-        k[0] == "PodDisruptionBudget" for k in live_objects(kube, "grenoble"))
+        k[0] == "PodDisruptionBudget" for k in live_objects(kube, "grenoble")
+    )
 
     # The operator turns NetworkPolicies off: they are pruned; back on: they return.
     no_np = KubernetesPlatform(
-        settings=settings, catalog=default_catalog(), poll_interval=0.2, rollout_timeout=120,
+        settings=settings,
+        catalog=default_catalog(),
+        poll_interval=0.2,
+        rollout_timeout=120,
         values_overlay={**OVERLAY, "networkPolicy": {"enabled": False}},
     )
     try:
-        plan = no_np.converge(medium, version="0.28.4",
-                              secret_data=no_np.secret_data(medium, SECRETS), suspended=False)
+        plan = no_np.converge(
+            medium,
+            version="0.28.4",
+            secret_data=no_np.secret_data(medium, SECRETS),
+            suspended=False,
+        )
         assert {k.kind for k in plan.prune} == {"NetworkPolicy"}
         assert not [k for k in live_objects(kube, "grenoble") if k[0] == "NetworkPolicy"]
     finally:
         no_np.close()
-    plan = platform.converge(medium, version="0.28.4",
-                             secret_data=platform.secret_data(medium, SECRETS), suspended=False)
+    plan = platform.converge(
+        medium, version="0.28.4", secret_data=platform.secret_data(medium, SECRETS), suspended=False
+    )
     assert {o["kind"] for o in plan.apply} == {"NetworkPolicy"}
     assert len([k for k in live_objects(kube, "grenoble") if k[0] == "NetworkPolicy"]) == 5
 
@@ -193,10 +217,14 @@ def test_plan_change_feature_removal_and_immutable_fields(
     k.request("DELETE", job_path, query=[("propagationPolicy", "Foreground")])
     wait_gone(k, job_path)
     tampered = {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "decidim-migrate-0-28-4", "namespace": "osp-grenoble",
-                     "labels": job["metadata"]["labels"],
-                     "annotations": {HASH_ANNOTATION: "stale"}},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "decidim-migrate-0-28-4",
+            "namespace": "osp-grenoble",
+            "labels": job["metadata"]["labels"],
+            "annotations": {HASH_ANNOTATION: "stale"},
+        },
         "spec": {"template": strip_pod(job["spec"]["template"], command=["true"])},
     }
     k.request("POST", "/apis/batch/v1/namespaces/osp-grenoble/jobs", body=tampered)
@@ -206,17 +234,29 @@ def test_plan_change_feature_removal_and_immutable_fields(
     wait_gone(k, dep_path)
     template = strip_pod(dep["spec"]["template"])
     template["metadata"]["labels"]["extra"] = "selector"
-    k.request("POST", "/apis/apps/v1/namespaces/osp-grenoble/deployments", body={
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "decidim-worker", "namespace": "osp-grenoble",
-                     "labels": dep["metadata"]["labels"],
-                     "annotations": {HASH_ANNOTATION: "stale"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"extra": "selector"}},
-                 "template": template},
-    })
+    k.request(
+        "POST",
+        "/apis/apps/v1/namespaces/osp-grenoble/deployments",
+        body={
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "decidim-worker",
+                "namespace": "osp-grenoble",
+                "labels": dep["metadata"]["labels"],
+                "annotations": {HASH_ANNOTATION: "stale"},
+            },
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"extra": "selector"}},
+                "template": template,
+            },
+        },
+    )
     events: list[str] = []
-    platform.deploy(spec=medium, version="0.28.4", secrets=SECRETS,
-                    reporter=lambda e: events.append(e.message))
+    platform.deploy(
+        spec=medium, version="0.28.4", secrets=SECRETS, reporter=lambda e: events.append(e.message)
+    )
     assert any("Job/decidim-migrate-0-28-4: immutable" in e for e in events), events
     assert any("Deployment/decidim-worker: immutable" in e for e in events), events
     job = k.get(job_path)
@@ -224,15 +264,19 @@ def test_plan_change_feature_removal_and_immutable_fields(
     dep = k.get(dep_path)
     assert "extra" not in dep["spec"]["selector"]["matchLabels"]
     # Converged: nothing left to write.
-    plan = platform.converge(medium, version="0.28.4",
-                             secret_data=platform.secret_data(medium, SECRETS), suspended=False)
+    plan = platform.converge(
+        medium, version="0.28.4", secret_data=platform.secret_data(medium, SECRETS), suspended=False
+    )
     assert plan.writes == 0
 
 
 def strip_pod(template: dict[str, Any], command: list[str] | None = None) -> dict[str, Any]:
     t = yaml.safe_load(yaml.safe_dump(template))
-    labels = {k: v for k, v in t["metadata"]["labels"].items()
-              if not k.startswith(("batch.kubernetes.io/", "controller-uid", "job-name"))}
+    labels = {
+        k: v
+        for k, v in t["metadata"]["labels"].items()
+        if not k.startswith(("batch.kubernetes.io/", "controller-uid", "job-name"))
+    }
     t["metadata"]["labels"] = labels
     if command:
         t["spec"]["containers"][0]["command"] = command
@@ -295,8 +339,11 @@ def test_cross_tenant_isolation(
         platform.provision(spec=spec, secrets=secrets, reporter=null_reporter)
         platform.deploy(spec=spec, version="0.28.4", secrets=secrets, reporter=null_reporter)
     for slug in ("isola", "isolb"):
-        deny = get(kube, f"/apis/networking.k8s.io/v1/namespaces/osp-{slug}/networkpolicies/"
-                         "decidim-default-deny")
+        deny = get(
+            kube,
+            f"/apis/networking.k8s.io/v1/namespaces/osp-{slug}/networkpolicies/"
+            "decidim-default-deny",
+        )
         assert deny["spec"]["podSelector"] == {}
         assert sorted(deny["spec"]["policyTypes"]) == ["Egress", "Ingress"]
 
@@ -319,7 +366,7 @@ def test_cross_tenant_isolation(
 def test_bad_input_fails_before_anything_is_applied(
     kube: KubeCluster, platform: KubernetesPlatform, settings: Settings
 ) -> None:
-    with pytest.raises(SpecError, match="app.version"):
+    with pytest.raises(SpecError, match=r"app\.version"):
         tenant_spec("badver", app={"name": "decidim", "version": "9.9.9"})
     with pytest.raises(SpecError, match="host name"):
         tenant_spec("badhost", hosts={"primary": "not a host"})
@@ -328,7 +375,8 @@ def test_bad_input_fails_before_anything_is_applied(
         platform.deploy(spec=spec, version="9.9.9", secrets=SECRETS, reporter=null_reporter)
 
     tight = KubernetesPlatform(
-        settings=settings, catalog=default_catalog(),
+        settings=settings,
+        catalog=default_catalog(),
         values_overlay={**OVERLAY, "quota": {"requests": {"cpu": "300m"}}},
     )
     try:
@@ -345,8 +393,9 @@ def test_bad_input_fails_before_anything_is_applied(
         catalog=default_catalog(),
     )
     with pytest.raises(PlatformError, match="helm binary '/nonexistent/helm' not found"):
-        missing.deploy(spec=tenant_spec("nohelm"), version="0.28.4", secrets=SECRETS,
-                       reporter=null_reporter)
+        missing.deploy(
+            spec=tenant_spec("nohelm"), version="0.28.4", secrets=SECRETS, reporter=null_reporter
+        )
 
 
 def test_destroy_removes_namespace_and_database(
@@ -361,14 +410,22 @@ def test_destroy_removes_namespace_and_database(
     assert get(kube, "/api/v1/namespaces/osp-brest") is None
     with psycopg.connect(postgres.dsn) as conn:
         name = db_name_for("brest")
-        assert conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (name,)).fetchone() is None
+        assert (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (name,)).fetchone() is None
+        )
         assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (name,)).fetchone() is None
     assert platform.destroy(spec=spec, reporter=null_reporter).changed == 0  # idempotent
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "osp_ops.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "osp_ops.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_kill_during_apply_then_rerun_converges(
@@ -388,8 +445,19 @@ def test_kill_during_apply_then_rerun_converges(
     }
     (tmp_path / "none.yaml").write_text("{}\n")
     make_volume(kube, "metz")
-    args = ["tenant", "create", "metz", "--app", "decidim", "--version", "0.28.4",
-            "--host", "participer.metz.example.org", "--platform", "kubernetes"]
+    args = [
+        "tenant",
+        "create",
+        "metz",
+        "--app",
+        "decidim",
+        "--version",
+        "0.28.4",
+        "--host",
+        "participer.metz.example.org",
+        "--platform",
+        "kubernetes",
+    ]
     killed = cli({**env, "OSP_OPS_FAILPOINT": "kube-apply:6"}, *args)
     assert killed.returncode == -9, killed.stdout + killed.stderr
     partial = fingerprint(kube, "metz")
@@ -398,20 +466,25 @@ def test_kill_during_apply_then_rerun_converges(
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
 
     # The same objects as a clean run of the same spec would give.
-    spec = platform.kube  # noqa: F841 - the fixture's platform renders the clean state
-    from osp_ops.engine.context import build_context
-
     ctx = build_context(settings)
     tenant = ctx.specs.load("metz")
-    desired = platform.desired(tenant, version="0.28.4",
-                               secret_data=platform.secret_data(tenant, ctx.secrets.all_for("metz")),
-                               suspended=False)
-    want = {(o["kind"], o["metadata"]["name"]): o["metadata"]["annotations"][HASH_ANNOTATION]
-            for o in desired.objects}
+    desired = platform.desired(
+        tenant,
+        version="0.28.4",
+        secret_data=platform.secret_data(tenant, ctx.secrets.all_for("metz")),
+        suspended=False,
+    )
+    want = {
+        (o["kind"], o["metadata"]["name"]): o["metadata"]["annotations"][HASH_ANNOTATION]
+        for o in desired.objects
+    }
     got = fingerprint(kube, "metz")
     got.pop(("Job", "decidim-bootstrap-admin"))
     assert got == want
-    plan = platform.converge(tenant, version="0.28.4",
-                             secret_data=platform.secret_data(tenant, ctx.secrets.all_for("metz")),
-                             suspended=False)
+    plan = platform.converge(
+        tenant,
+        version="0.28.4",
+        secret_data=platform.secret_data(tenant, ctx.secrets.all_for("metz")),
+        suspended=False,
+    )
     assert plan.writes == 0
