@@ -40,6 +40,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import tests.fixtures.kube as kube_fixture  # noqa: E402
 from osp_ops.domain.catalog import default_catalog  # noqa: E402
 from osp_ops.domain.spec import TenantSpec, validate_spec  # noqa: E402
 from osp_ops.platforms.base import null_reporter  # noqa: E402
@@ -108,6 +109,8 @@ def main() -> None:
     (base / "pg").chmod(0o755)
     pg = PostgresServer(base / "pg")
     # Each tenant runs 3 pods (+1 Job pod) requesting 0.4-0.65 CPU: 110 pods, 32 CPU a node.
+    # Two Services per tenant: the test fixture's /24 service range holds ~125 tenants.
+    kube_fixture.SERVICE_CIDR = "10.96.0.0/16"
     cluster = KubeCluster(base / "kube", nodes=max(1, n // 25 + 1))
     figures: dict[str, Any] = {"tenants": n, "workers": args.workers}
     try:
