@@ -1,0 +1,204 @@
+"""Helpers of the hosts platform tests: specs, secrets, HTTPS through nginx, cleanup."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from osp_ops.domain.catalog import default_catalog
+from osp_ops.domain.spec import TenantSpec, validate_spec
+from osp_ops.platforms.base import Event
+from osp_ops.platforms.hosts import HostsPlatform
+
+VERSION = "3.3"
+PIP_PINS = default_catalog().app("openslides").version(VERSION)
+
+
+def make_spec(slug: str, *, target: str = "localhost") -> TenantSpec:
+    """A tenant running OpenSlides 3.3 at <slug>.localhost."""
+    return validate_spec(
+        {
+            "slug": slug,
+            "name": f"Ville de {slug.capitalize()}",
+            "app": {"name": "openslides", "version": VERSION},
+            "hosts": {"primary": f"{slug}.localhost"},
+            "admin": {"name": f"Admin {slug.capitalize()}", "email": f"admin@{slug}.example.org"},
+            "platform": {"kind": "hosts", "target": target},
+        }
+    )
+
+
+def make_secrets(slug: str) -> dict[str, str]:
+    """Recognisable canary secrets, unique per tenant and test run."""
+    tag = os.urandom(6).hex()
+    return {
+        "db_password": f"canary-db-{slug}-{tag}",
+        "admin_password": f"canary-admin-{slug}-{tag}",
+        "secret_key": f"canary-sk-{slug}-{tag}-{os.urandom(12).hex()}",
+    }
+
+
+@dataclass
+class Recorder:
+    """A reporter that keeps every event."""
+
+    events: list[Event] = field(default_factory=list)
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def changed(self) -> list[Event]:
+        return [e for e in self.events if e.status == "changed"]
+
+
+def wheelhouse() -> Path:
+    """Wheels of OpenSlides 3.3 and its pins, built once from PyPI (pip cache).
+
+    SSH test hosts have no route to PyPI: they install from this directory, which
+    they see because the namespaces share this machine's filesystem.
+    """
+    out = Path.home() / ".cache" / "osp-ops" / "wheelhouse" / f"openslides-{VERSION}"
+    stamp = out / ".complete"
+    if not stamp.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        assert PIP_PINS.package
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(out), PIP_PINS.package,
+             *PIP_PINS.pins],
+            check=True,
+        )  # fmt: skip
+        stamp.write_text("ok\n")
+    return out
+
+
+def get(
+    platform: HostsPlatform,
+    spec: TenantSpec,
+    path: str,
+    *,
+    client: httpx.Client | None = None,
+    address: str = "127.0.0.1",
+    port: int,
+    method: str = "GET",
+    hostname: str | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """A request to nginx at address:port for the tenant's host name (SNI + Host)."""
+    name = hostname or spec.hosts.primary
+    own = client is None
+    c = client or platform.http_client(spec)
+    try:
+        headers = {"Host": f"{name}:{port}", **kwargs.pop("headers", {})}
+        return c.request(
+            method,
+            f"https://{address}:{port}{path}",
+            headers=headers,
+            extensions={"sni_hostname": name},
+            **kwargs,
+        )
+    finally:
+        if own:
+            c.close()
+
+
+def login(
+    platform: HostsPlatform, spec: TenantSpec, password: str, *, address: str, port: int
+) -> dict[str, Any]:
+    """Log in as admin like the OpenSlides client does; return whoami after a CSRF POST."""
+    with platform.http_client(spec) as c:
+        origin = f"https://{spec.hosts.primary}:{port}"
+        r = get(platform, spec, "/apps/users/login/", client=c, address=address, port=port)
+        assert r.status_code == 200, r.text[:300]
+        bad = get(platform, spec, "/apps/users/login/", client=c, address=address, port=port,
+                  method="POST", json={"username": "admin", "password": "admin"})  # fmt: skip
+        assert bad.status_code == 400, "the default admin/admin password still works"
+        r = get(platform, spec, "/apps/users/login/", client=c, address=address, port=port,
+                method="POST", json={"username": "admin", "password": password})  # fmt: skip
+        assert r.status_code == 200, r.text[:300]
+        assert "sessionid" in c.cookies, c.cookies
+        who = get(platform, spec, "/apps/users/whoami/", client=c, address=address, port=port)
+        data = who.json()
+        assert data["user"]["username"] == "admin", data
+        # An authenticated POST without the CSRF token is refused; with it, it passes.
+        denied = get(platform, spec, "/apps/users/logout/", client=c, address=address,
+                     port=port, method="POST", headers={"Referer": origin + "/"})  # fmt: skip
+        assert denied.status_code == 403, denied.text[:300]
+        token = c.cookies.get("csrftoken")
+        assert token, "no csrftoken cookie"
+        out = get(platform, spec, "/apps/users/logout/", client=c, address=address, port=port,
+                  method="POST", headers={"X-CSRFToken": token, "Referer": origin + "/"})  # fmt: skip
+        assert out.status_code == 200, out.text[:300]
+        return dict(data)
+
+
+class ArgvWatch:
+    """Scans /proc/*/cmdline in a thread; ``hits`` lists argv lines holding a secret."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = [s.encode() for s in secrets]
+        self.hits: list[str] = []
+        self.scans = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for d in Path("/proc").iterdir():
+                if not d.name.isdigit():
+                    continue
+                try:
+                    argv = (d / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if any(s in argv for s in self.secrets):
+                    self.hits.append(argv.replace(b"\0", b" ").decode(errors="replace"))
+            self.scans += 1
+            time.sleep(0.02)
+
+    def __enter__(self) -> ArgvWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def files_containing(root: Path, needles: list[str]) -> list[str]:
+    """Files under root holding any of the needles."""
+    raw = [n.encode() for n in needles]
+    found = []
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            data = p.read_bytes()
+            found += [f"{p}: {n.decode()}" for n in raw if n in data]
+    return found
+
+
+def stop_supervisord(host_root: Path) -> None:
+    """Stop the supervisord instance under a host root (and so every program) by PID."""
+    pidfile = host_root / "run" / "osp-ops" / "supervisord.pid"
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(300):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def timed(record: dict[str, float], name: str) -> Iterator[None]:
+    t0 = time.monotonic()
+    yield
+    record[name] = time.monotonic() - t0
