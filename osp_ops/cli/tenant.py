@@ -10,6 +10,7 @@ import typer
 
 from osp_ops.cli.common import context, queued, run_inline
 from osp_ops.cli.output import console, print_json, table
+from osp_ops.cli.render import render
 from osp_ops.domain.catalog import Catalog
 from osp_ops.domain.errors import NotFoundError, Problem, SpecError
 from osp_ops.domain.phases import Phase
@@ -18,6 +19,7 @@ from osp_ops.domain.specdoc import spec_markdown
 from osp_ops.engine.api import request, request_converge
 
 app = typer.Typer(help="Municipalities' instances.", no_args_is_help=True)
+app.command()(render)
 
 AsyncOpt = Annotated[
     bool, typer.Option("--async", help="Queue for a worker instead of running here.")
