@@ -306,6 +306,7 @@ class HostsPlatform:
                     "ANSIBLE_NOCOLOR": "1",
                     "ANSIBLE_RETRY_FILES_ENABLED": "0",
                     "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+                    "ANSIBLE_PIPELINING": "1",
                     "PATH": _path(),
                 },
             )
@@ -327,7 +328,7 @@ class HostsPlatform:
             return str(Path(self.settings.inventory).resolve())
         host = {
             "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
+            "ansible_python_interpreter": _local_python(),
             "osp_host_root": self.settings.host_root,
             "osp_http_port": self.settings.http_port,
             "osp_https_port": self.settings.https_port,
@@ -349,6 +350,12 @@ class HostsPlatform:
         path = runs / f"{name}-{_random.token_hex(3)}"
         path.mkdir(mode=0o700)
         return path
+
+
+def _local_python() -> str:
+    """The host's own Python for modules on localhost (as on any host), else ours."""
+    system = Path("/usr/bin/python3")
+    return str(system) if system.exists() else sys.executable
 
 
 def _path() -> str:
