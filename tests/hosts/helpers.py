@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from osp_ops.domain.catalog import default_catalog
-from osp_ops.domain.spec import TenantSpec, validate_spec
+from osp_ops.domain.spec import TenantSpec, parse_spec, validate_spec
 from osp_ops.platforms.base import Event
 from osp_ops.platforms.hosts import HostsPlatform
 
@@ -37,6 +37,14 @@ def make_spec(slug: str, *, target: str = "localhost") -> TenantSpec:
             "platform": {"kind": "hosts", "target": target},
         }
     )
+
+
+def repo_spec(slug: str) -> TenantSpec:
+    """The spec in tenants/<slug>.yaml when the repository has one, else make_spec(slug)."""
+    path = Path(__file__).resolve().parents[2] / "tenants" / f"{slug}.yaml"
+    if path.exists():
+        return parse_spec(path.read_text("utf-8"), source=str(path), expected_slug=slug)
+    return make_spec(slug)
 
 
 def make_secrets(slug: str) -> dict[str, str]:
@@ -126,7 +134,7 @@ def login(
         r = get(platform, spec, "/apps/users/login/", client=c, address=address, port=port,
                 method="POST", json={"username": "admin", "password": password})  # fmt: skip
         assert r.status_code == 200, r.text[:300]
-        assert "sessionid" in c.cookies, c.cookies
+        assert "OpenSlidesSessionID" in c.cookies, c.cookies  # OpenSlides renames the cookies
         who = get(platform, spec, "/apps/users/whoami/", client=c, address=address, port=port)
         data = who.json()
         assert data["user"]["username"] == "admin", data
@@ -134,8 +142,8 @@ def login(
         denied = get(platform, spec, "/apps/users/logout/", client=c, address=address,
                      port=port, method="POST", headers={"Referer": origin + "/"})  # fmt: skip
         assert denied.status_code == 403, denied.text[:300]
-        token = c.cookies.get("csrftoken")
-        assert token, "no csrftoken cookie"
+        token = c.cookies.get("OpenSlidesCsrfToken")
+        assert token, "no CSRF cookie"
         out = get(platform, spec, "/apps/users/logout/", client=c, address=address, port=port,
                   method="POST", headers={"X-CSRFToken": token, "Referer": origin + "/"})  # fmt: skip
         assert out.status_code == 200, out.text[:300]

@@ -1,0 +1,201 @@
+"""HostsPlatform over SSH: two test hosts (network namespaces with sshd, fixture
+``ssh_hosts``), one OpenSlides tenant on each, reached through each host's own nginx.
+
+The namespaces have no route to PyPI: the app role installs from a wheelhouse built
+here (``app_openslides_wheelhouse``), which the hosts see on the shared filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from osp_ops.domain.catalog import default_catalog
+from osp_ops.domain.errors import PlatformError
+from osp_ops.domain.spec import TenantSpec
+from osp_ops.platforms.hosts import HostsPlatform
+from osp_ops.settings import Settings
+from tests.fixtures.procs import free_port
+from tests.fixtures.ssh_hosts import SshHost, SshHosts
+from tests.hosts.helpers import (
+    VERSION,
+    Recorder,
+    files_containing,
+    get,
+    login,
+    make_secrets,
+    make_spec,
+    stop_supervisord,
+    timed,
+    wheelhouse,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+PLACEMENT = {"nanterre": 0, "lyon": 1}  # tenant -> index of its host
+
+
+@dataclass
+class Fleet:
+    hosts: SshHosts
+    platform: HostsPlatform
+    settings: Settings
+    specs: dict[str, TenantSpec]
+    secrets: dict[str, dict[str, str]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def host_of(self, slug: str) -> SshHost:
+        return self.hosts.hosts[PLACEMENT[slug]]
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    ssh_hosts: Callable[..., SshHosts], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    hosts = ssh_hosts(count=2)
+    inv = hosts.inventory_dict()
+    for h in inv["all"]["children"]["test_hosts"]["hosts"].values():
+        h["app_openslides_wheelhouse"] = str(wheelhouse())
+    inventory = hosts.base / "inventory-osp.yaml"
+    inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    data = tmp_path_factory.mktemp("ssh-data")
+    # Ports are per namespace: any free port here is free inside the new namespaces.
+    settings = Settings(data_dir=data, inventory=inventory, http_port=free_port(),
+                        https_port=free_port())  # fmt: skip
+    platform = HostsPlatform(settings=settings, catalog=default_catalog())
+    f = Fleet(
+        hosts=hosts,
+        platform=platform,
+        settings=settings,
+        specs={s: make_spec(s, target=hosts.hosts[i].name) for s, i in PLACEMENT.items()},
+        secrets={s: make_secrets(s) for s in PLACEMENT},
+    )
+    try:
+        yield f
+    finally:
+        for h in hosts.hosts:
+            stop_supervisord(h.root)
+        if f.timings:
+            print("\nssh timings:", {k: round(v, 1) for k, v in f.timings.items()})
+
+
+def test_create_a_tenant_on_each_ssh_host(fleet: Fleet) -> None:
+    for slug in PLACEMENT:
+        spec, sec, rec = fleet.specs[slug], fleet.secrets[slug], Recorder()
+        p = fleet.platform
+        with timed(fleet.timings, f"create {slug}"):
+            p.provision(spec=spec, secrets=sec, reporter=rec)
+            p.deploy(spec=spec, version=VERSION, secrets=sec, reporter=rec)
+            p.run_task(spec=spec, version=VERSION, task="migrate", secrets=sec, reporter=rec)
+            p.run_task(spec=spec, version=VERSION, task="bootstrap-admin", secrets=sec,
+                       reporter=rec)  # fmt: skip
+        host = fleet.host_of(slug)
+        assert {e.host for e in rec.events} == {host.name}
+        health = p.health(spec=spec)
+        assert health.ok, health
+        # Files landed under the host's own root, nowhere else.
+        assert (host.root / f"srv/osp-ops/{slug}/config/settings.py").exists()
+        other = fleet.hosts.hosts[1 - PLACEMENT[slug]]
+        assert not (other.root / f"srv/osp-ops/{slug}").exists()
+
+
+@pytest.mark.parametrize("slug", list(PLACEMENT))
+def test_login_through_each_hosts_nginx(fleet: Fleet, slug: str) -> None:
+    host = fleet.host_of(slug)
+    spec = fleet.specs[slug]
+    r = get(fleet.platform, spec, "/", address=host.address, port=fleet.settings.https_port)
+    assert r.status_code == 200 and r.headers["strict-transport-security"]
+    login(fleet.platform, spec, fleet.secrets[slug]["admin_password"], address=host.address,
+          port=fleet.settings.https_port)  # fmt: skip
+
+
+def test_database_roles_are_confined_inside_a_host(fleet: Fleet) -> None:
+    # Both tenants on host0: add lyon's database there too, then cross-connect.
+    host = fleet.hosts.hosts[0]
+    twin = TenantSpec.model_validate(
+        {**fleet.specs["lyon"].model_dump(mode="json"), "slug": "lyon2",
+         "platform": {"kind": "hosts", "target": host.name}}
+    )  # fmt: skip
+    sec = make_secrets("lyon2")
+    fleet.platform.provision(spec=twin, secrets=sec, reporter=Recorder())
+    script = (
+        "import psycopg,sys\n"
+        "try:\n"
+        "    psycopg.connect(sys.argv[1], connect_timeout=5); print('CONNECTED')\n"
+        "except psycopg.OperationalError as e:\n"
+        "    print(e)\n"
+    )
+
+    # PostgreSQL listens on the namespace's loopback: connect from inside it. The
+    # password goes through the environment, not argv.
+    def attempt(user: str, db: str, password: str) -> str:
+        out = subprocess.run(
+            ["ip", "netns", "exec", host.netns, sys.executable, "-c", script,
+             f"host=127.0.0.1 port=5432 user={user} dbname={db}"],
+            capture_output=True, text=True, check=True,
+            env={"PATH": os.environ["PATH"], "PGPASSWORD": password},
+        )  # fmt: skip
+        return out.stdout
+
+    assert "CONNECTED" in attempt("osp_lyon2", "osp_lyon2", sec["db_password"])
+    assert "permission denied for database" in attempt(
+        "osp_lyon2", "osp_nanterre", sec["db_password"]
+    )
+    assert "permission denied for database" in attempt(
+        "osp_nanterre", "osp_lyon2", fleet.secrets["nanterre"]["db_password"]
+    )
+    fleet.platform.destroy(spec=twin, reporter=Recorder())
+
+
+def test_second_converge_changes_nothing_on_any_host(fleet: Fleet) -> None:
+    for slug in PLACEMENT:
+        spec, sec, rec = fleet.specs[slug], fleet.secrets[slug], Recorder()
+        with timed(fleet.timings, f"re-converge {slug}"):
+            a = fleet.platform.provision(spec=spec, secrets=sec, reporter=rec)
+            b = fleet.platform.deploy(spec=spec, version=VERSION, secrets=sec, reporter=rec)
+        assert a.changed == 0 and b.changed == 0, rec.changed()
+        assert b.details == {fleet.host_of(slug).name: 0}
+
+
+def test_suspend_resume_destroy_over_ssh(fleet: Fleet) -> None:
+    spec = fleet.specs["lyon"]
+    host = fleet.host_of("lyon")
+    port = fleet.settings.https_port
+    fleet.platform.suspend(spec=spec, reporter=Recorder())
+    assert get(fleet.platform, spec, "/", address=host.address, port=port).status_code == 503
+    fleet.platform.resume(spec=spec, reporter=Recorder())
+    assert fleet.platform.health(spec=spec).ok
+    fleet.platform.destroy(spec=spec, reporter=Recorder())
+    assert not (host.root / "srv/osp-ops/lyon").exists()
+    assert not (host.root / "etc/osp-ops/nginx/sites/lyon.conf").exists()
+    assert not fleet.platform.health(spec=spec).ok
+    assert fleet.platform.health(spec=fleet.specs["nanterre"]).ok
+
+
+def test_no_secret_in_ssh_run_artifacts(fleet: Fleet) -> None:
+    needles = [v for s in fleet.secrets.values() for v in s.values()]
+    assert files_containing(fleet.settings.data_dir / "runs", needles) == []
+
+
+def test_unreachable_host_is_a_clear_platform_error(tmp_path: Path) -> None:
+    # A host whose SSH port is closed: 127.0.0.1 on a port nothing listens on.
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"ghost": {
+        "ansible_host": "127.0.0.1", "ansible_port": free_port(), "ansible_user": "root",
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o ConnectTimeout=5",
+        "osp_host_root": str(tmp_path / "root"),
+    }}}}))  # fmt: skip
+    settings = Settings(data_dir=tmp_path / "data", inventory=inventory)
+    platform = HostsPlatform(settings=settings, catalog=default_catalog())
+    spec = make_spec("ghost", target="ghost")
+    with pytest.raises(
+        PlatformError, match=r"^host ghost unreachable: .*(refused|Failed to connect)"
+    ):
+        platform.provision(spec=spec, secrets=make_secrets("ghost"), reporter=Recorder())
