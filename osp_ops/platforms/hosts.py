@@ -444,6 +444,14 @@ def _write_private(path: Path, text: str) -> None:
 def _scrub(run_dir: Path, hidden: Sequence[str]) -> None:
     """Delete the secrets file; mask secret values in every other kept file."""
     shutil.rmtree(run_dir / "env", ignore_errors=True)
+    # The runner records the whole process environment next to the command: drop it.
+    for command in run_dir.glob("artifacts/*/command"):
+        try:
+            data = json.loads(command.read_text("utf-8"))
+            data.pop("env", None)
+            command.write_text(json.dumps(data))
+        except (OSError, ValueError):
+            command.unlink(missing_ok=True)
     encoded = [v.encode() for v in hidden]
     for path in run_dir.rglob("*"):
         if not path.is_file() or path.is_symlink():
