@@ -1,0 +1,263 @@
+"""Where a tenant's data is: the commands that dump it and the database admin that restores.
+
+Platforms must not import the backup pipeline, so this module speaks in plain commands
+(``Command``: argv + env); the engine wraps them in ``backups.CommandSource``. Passwords
+travel in ``env`` (``PGPASSWORD``), never on argv.
+
+- Kubernetes tenants (``SharedServerAccess``): the tenant database on the shared
+  PostgreSQL server of ``settings.platform_db_admin_dsn``; ``pg_dump`` and ``psql`` run on
+  the operator machine. Uploaded files are already in object storage: no files source.
+- Hosts tenants: ``platforms/hosts_data.py`` (the same commands, started on the host).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from osp_ops.domain.errors import ConfigError, PlatformError
+from osp_ops.domain.spec import TenantSpec
+from osp_ops.platforms.pgtenant import db_name_for
+
+_TERMINATE = (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+    " WHERE datname = {} AND pid <> pg_backend_pid()"
+)
+_EXISTING = (
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname IN ({})"
+)
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command to run: its argv and the environment it adds (secrets go here)."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier; only plain lower-case names are accepted."""
+    if not _NAME.match(name):
+        raise PlatformError(f"refusing database name {name!r}")
+    return f'"{name}"'
+
+
+def literal(text: str) -> str:
+    """A quoted SQL string literal (names only: never a secret)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+class DatabaseAdmin(Protocol):
+    """Create, rename and drop databases of one tenant's server."""
+
+    def list(self, pattern: str) -> list[str]:
+        """Databases whose name matches the SQL LIKE ``pattern``."""
+        ...
+
+    def create(self, name: str, *, owner: str) -> None:
+        """Create an empty database owned by ``owner`` (tenant role), connect revoked from PUBLIC."""
+        ...
+
+    def drop(self, name: str) -> None:
+        """Drop the database if it exists (connections ended)."""
+        ...
+
+    def switch(self, *, current: str, new: str, retired: str) -> None:
+        """Rename ``current`` to ``retired`` and ``new`` to ``current`` (connections ended)."""
+        ...
+
+    def restore_dsn(self, name: str) -> str:
+        """A DSN the operator machine can ``pg_restore`` into (admin credentials)."""
+        ...
+
+    def row_counts(self, database: str, tables: Sequence[str]) -> dict[str, int]:
+        """Rows of each existing table of ``tables`` (schema public)."""
+        ...
+
+
+@runtime_checkable
+class BackupAccess(Protocol):
+    """How the backup operations reach a tenant's data on its platform."""
+
+    def database_name(self, spec: TenantSpec) -> str:
+        """The tenant's database name (what the app connects to)."""
+        ...
+
+    def dump_command(self, spec: TenantSpec, secrets: Mapping[str, str]) -> Command:
+        """``pg_dump -Fc -Z0`` of the tenant's database, writing to stdout."""
+        ...
+
+    def files_command(self, spec: TenantSpec) -> Command | None:
+        """A tar of the uploaded files on stdout, or None (no local files)."""
+        ...
+
+    def database_admin(self, spec: TenantSpec) -> DatabaseAdmin:
+        """The admin of the server that holds the tenant's database."""
+        ...
+
+
+def libpq_env(dsn: str) -> dict[str, str]:
+    """libpq variables of a ``postgresql://user:pw@host:port/db`` DSN (password in env)."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError("the database admin DSN must be a postgresql:// URL")
+    env = {"PGHOST": parts.hostname or "", "PGPORT": str(parts.port or 5432)}
+    if parts.username:
+        env["PGUSER"] = unquote(parts.username)
+    if parts.password:
+        env["PGPASSWORD"] = unquote(parts.password)
+    db = unquote(parts.path.lstrip("/"))
+    if db:
+        env["PGDATABASE"] = db
+    for kv in parts.query.split("&"):
+        key, _, value = kv.partition("=")
+        if key == "sslmode":
+            env["PGSSLMODE"] = value
+    return {k: v for k, v in env.items() if v}
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same DSN naming another database."""
+    p = urlsplit(dsn)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
+
+
+@dataclass
+class PsqlAdmin:
+    """SQL is composed with ``ident``/``literal`` from checked names, never secrets.
+
+    A ``DatabaseAdmin`` that runs ``psql`` (locally, or behind an ssh/runuser prefix).
+
+    ``psql``: the argv that starts psql connected as a superuser to the maintenance
+    database, without ``-d``; ``env``: its environment (``PGPASSWORD``).
+    """
+
+    psql: tuple[str, ...]
+    env: Mapping[str, str]
+    dsn_for: str | None = None  # admin DSN, for restore_dsn (None: no local restore)
+    maintenance_db: str = "postgres"
+    timeout: float = 300.0
+
+    def _run(self, sql: Sequence[str], *, database: str | None = None) -> list[str]:
+        argv = [*self.psql, "-X", "-q", "-A", "-t", "--no-password", "-v", "ON_ERROR_STOP=1"]
+        argv += ["-d", database or self.maintenance_db]
+        for statement in sql:
+            argv += ["-c", statement]
+        try:
+            proc = subprocess.run(
+                argv,
+                env={**os.environ, **self.env},
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise PlatformError(f"psql failed: {e}") from e
+        if proc.returncode != 0:
+            raise PlatformError(f"psql failed: {proc.stderr.strip()[-500:]}")
+        return [line for line in proc.stdout.splitlines() if line.strip()]
+
+    def list(self, pattern: str) -> list[str]:
+        """Databases matching the LIKE pattern, sorted."""
+        return sorted(
+            self._run([f"SELECT datname FROM pg_database WHERE datname LIKE {literal(pattern)}"])  # noqa: S608
+        )
+
+    def create(self, name: str, *, owner: str) -> None:
+        """Create the database (the tenant role owns it; only it may connect)."""
+        self._run(
+            [
+                f"CREATE DATABASE {ident(name)} OWNER {ident(owner)} "
+                "ENCODING 'UTF8' TEMPLATE template0",
+                f"REVOKE ALL ON DATABASE {ident(name)} FROM PUBLIC",
+                f"GRANT CONNECT, TEMPORARY ON DATABASE {ident(name)} TO {ident(owner)}",
+            ]
+        )
+
+    def drop(self, name: str) -> None:
+        """Drop if present."""
+        self._run([f"DROP DATABASE IF EXISTS {ident(name)} WITH (FORCE)"])
+
+    def switch(self, *, current: str, new: str, retired: str) -> None:
+        """Refuse connections to ``current``, end them, rename both (safe to rerun)."""
+        present = set(self.list("%"))
+        if new not in present and retired in present and current in present:
+            return  # already switched
+        if new not in present:
+            raise PlatformError(f"restored database {new} is missing; nothing switched")
+        steps = []
+        if current in present:
+            steps += [
+                f"ALTER DATABASE {ident(current)} ALLOW_CONNECTIONS false",
+                _TERMINATE.format(literal(current)),
+                f"ALTER DATABASE {ident(current)} RENAME TO {ident(retired)}",
+            ]
+        steps.append(f"ALTER DATABASE {ident(new)} RENAME TO {ident(current)}")
+        self._run(steps)
+
+    def restore_dsn(self, name: str) -> str:
+        """The admin DSN on ``name``."""
+        if self.dsn_for is None:
+            raise PlatformError("this platform cannot restore from the operator machine yet")
+        return with_database(self.dsn_for, name)
+
+    def row_counts(self, database: str, tables: Sequence[str]) -> dict[str, int]:
+        """Row counts of the tables that exist."""
+        if not tables:
+            return {}
+        names = ", ".join(literal(t) for t in tables)
+        present = self._run(
+            [
+                _EXISTING.format(names),
+            ],
+            database=database,
+        )
+        found = [t for t in tables if t in present]
+        if not found:
+            return {}
+        counts = [f"(SELECT count(*) FROM public.{ident(t)})" for t in found]  # noqa: S608
+        query = "SELECT " + ", ".join(counts)
+        row = self._run([query], database=database)[0].split("|")
+        return {t: int(n) for t, n in zip(found, row, strict=True)}
+
+
+@dataclass
+class SharedServerAccess:
+    """Kubernetes tenants: their database on the shared server of the admin DSN."""
+
+    admin_dsn: str
+    bin_dir: Path | None = None
+
+    def _tool(self, name: str) -> str:
+        return str(self.bin_dir / name) if self.bin_dir else name
+
+    def database_name(self, spec: TenantSpec) -> str:
+        """``osp_<slug>``."""
+        return db_name_for(spec.slug)
+
+    def dump_command(self, spec: TenantSpec, secrets: Mapping[str, str]) -> Command:
+        """pg_dump here, as the admin, of the tenant's database (password in env)."""
+        env = libpq_env(with_database(self.admin_dsn, db_name_for(spec.slug)))
+        return Command((self._tool("pg_dump"), "--no-password", "-Fc", "-Z0"), env)
+
+    def files_command(self, spec: TenantSpec) -> Command | None:
+        """None: Kubernetes tenants keep uploads in object storage, not backed up here."""
+        return None
+
+    def database_admin(self, spec: TenantSpec) -> DatabaseAdmin:
+        """psql here with the admin credentials."""
+        env = libpq_env(self.admin_dsn)
+        maintenance = env.pop("PGDATABASE", "postgres")
+        return PsqlAdmin(
+            psql=(self._tool("psql"),), env=env, dsn_for=self.admin_dsn, maintenance_db=maintenance
+        )
