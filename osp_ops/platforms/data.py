@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -146,12 +146,16 @@ class PsqlAdmin:
     dsn_for: str | None = None  # admin DSN, for restore_dsn (None: no local restore)
     maintenance_db: str = "postgres"
     timeout: float = 300.0
+    # Wraps the whole psql argv (e.g. into an ssh remote command); None runs it here.
+    wrap: Callable[[Sequence[str]], Sequence[str]] | None = None
 
     def _run(self, sql: Sequence[str], *, database: str | None = None) -> list[str]:
         argv = [*self.psql, "-X", "-q", "-A", "-t", "--no-password", "-v", "ON_ERROR_STOP=1"]
         argv += ["-d", database or self.maintenance_db]
         for statement in sql:
             argv += ["-c", statement]
+        if self.wrap is not None:
+            argv = list(self.wrap(argv))
         try:
             proc = subprocess.run(
                 argv,
@@ -203,6 +207,8 @@ class PsqlAdmin:
                 f"ALTER DATABASE {ident(current)} RENAME TO {ident(retired)}",
             ]
         steps.append(f"ALTER DATABASE {ident(new)} RENAME TO {ident(current)}")
+        if current in present:  # the retired copy stays readable for inspection
+            steps.append(f"ALTER DATABASE {ident(retired)} ALLOW_CONNECTIONS true")
         self._run(steps)
 
     def restore_dsn(self, name: str) -> str:
