@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from osp_ops.cli import audit, config, logs, ops, secrets, tenant, upgrade, web, worker
+from osp_ops.cli import audit, backup, config, logs, ops, secrets, tenant, upgrade, web, worker
 from osp_ops.cli.output import err_console
 from osp_ops.domain.errors import OspOpsError, SpecError
 from osp_ops.engine.context import Context, build_context
@@ -67,6 +67,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(config.app, name="config")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(upgrade.app, name="upgrade")
+app.add_typer(backup.app, name="backup")
 app.add_typer(web.app, name="web")
 app.command("worker")(worker.worker)
 

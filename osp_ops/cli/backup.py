@@ -1,0 +1,237 @@
+"""`osp-ops backup ...`: run, list, verify, restore, prune and drill tenant backups."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from osp_ops.backups import list_backups, verify_backup, verify_backups
+from osp_ops.cli.common import context, run_inline
+from osp_ops.cli.output import console, print_json, table
+from osp_ops.domain.errors import OspOpsError, Problem, SpecError
+from osp_ops.domain.schedule import is_due
+from osp_ops.domain.spec import TenantSpec
+from osp_ops.engine import backup as ops
+from osp_ops.engine.api import request
+from osp_ops.engine.context import Context
+from osp_ops.store.backups import Backups
+
+app = typer.Typer(help="Backups: run, list, verify, restore, prune, drill.", no_args_is_help=True)
+
+Slug = Annotated[str | None, typer.Argument(help="Tenant; every tenant with --all.")]
+All = Annotated[bool, typer.Option("--all", help="Every tenant.")]
+Wait = Annotated[float, typer.Option(help="Seconds to wait for a busy tenant.")]
+
+
+def _specs(ctx: Context, slug: str | None, all_: bool) -> list[TenantSpec]:
+    if all_ == (slug is not None):
+        raise SpecError([Problem("arguments", "give a tenant slug or --all")], subject="command")
+    return list(ctx.specs.load_all().values()) if all_ else [ctx.specs.load(str(slug))]
+
+
+def _last_complete(ctx: Context, spec: TenantSpec) -> datetime | None:
+    store = ops.store_for(ctx)
+    done = [i for i in list_backups(store, spec.slug) if i.state == "complete"]
+    return done[-1].taken_at if done else None
+
+
+def _run_each(
+    ctx: Context,
+    kind: str,
+    specs: list[TenantSpec],
+    *,
+    concurrency: int,
+    wait: float,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """One operation per tenant (each holds its tenant's lease), in a thread pool."""
+
+    def one(spec: TenantSpec) -> str | None:
+        op, created = request(ctx, kind, spec, params=params)
+        try:
+            result = run_inline(ctx, op, created=created, wait=wait)
+        except OspOpsError as e:
+            return f"{spec.slug}: {e}"
+        last = result.steps[-1].output if result.steps else ""
+        console.print(f"{spec.slug}: {last}", markup=False)
+        return None
+
+    if concurrency <= 1 or len(specs) <= 1:
+        failures = [f for f in map(one, specs) if f]
+    else:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            failures = [f for f in pool.map(one, specs) if f]
+    if failures:
+        for f in failures:
+            console.print(f"[red]{f}[/]", markup=True)
+        if len(specs) == 1:
+            raise OspOpsError(failures[0])
+        raise OspOpsError(f"{len(failures)} of {len(specs)} tenants failed")
+
+
+@app.command()
+def run(
+    c: typer.Context,
+    slug: Slug = None,
+    all_: All = False,
+    due: Annotated[
+        bool, typer.Option("--due", help="Only tenants whose backup schedule is due.")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(min=1, help="Tenants backed up at once.")] = 1,
+    wait: Wait = 0.0,
+) -> None:
+    """Back up (dump, upload, verify) one tenant or all of them."""
+    ctx = context(c)
+    specs = _specs(ctx, slug, all_)
+    if due:
+        now = datetime.now(UTC)
+        specs = [
+            s for s in specs if is_due(s.backup.schedule, s.time_zone, _last_complete(ctx, s), now)
+        ]
+        if not specs:
+            console.print("no backup is due")
+            return
+    _run_each(ctx, "backup", specs, concurrency=concurrency, wait=wait)
+
+
+@app.command("list")
+def list_(
+    c: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Tenant.")],
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The tenant's backups as the object store has them (works with an empty state DB)."""
+    ctx = context(c)
+    infos = list_backups(ops.store_for(ctx), slug, mac_key=ops.known_mac_key(ctx, slug))
+    verified = {b.id: b.verified_at for b in Backups(ctx.db).for_tenant(slug)}
+    rows: list[dict[str, Any]] = []
+    for i in infos:
+        size = sum(o.size for o in i.objects)
+        v = verified.get(i.backup_id)
+        rows.append(
+            {
+                "backup_id": i.backup_id,
+                "taken_at": i.taken_at.isoformat(),
+                "state": i.state,
+                "size": size,
+                "verified_at": v.isoformat() if v else None,
+                "problem": i.problem,
+            }
+        )
+    if json_:
+        print_json({"tenant": slug, "backups": rows})
+        return
+    table(
+        f"backups of {slug}",
+        ["ID", "TAKEN", "STATE", "SIZE", "VERIFIED"],
+        [
+            [
+                r["backup_id"],
+                r["taken_at"],
+                r["state"] + (f" ({r['problem']})" if r["problem"] else ""),
+                f"{r['size'] / 1e6:.1f} MB",
+                r["verified_at"] or "-",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command()
+def verify(
+    c: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Tenant.")],
+    backup_id: Annotated[str | None, typer.Option("--backup", help="One backup id.")] = None,
+    sample: Annotated[
+        float, typer.Option(help="Percent of the backups to check (the newest always).")
+    ] = 100.0,
+) -> None:
+    """Re-read backups end to end (checksums, MAC, decrypt + decompress)."""
+    ctx = context(c)
+    secret, _ = ops.tenant_keys(ctx, slug)
+    store, mac = ops.store_for(ctx), ops.known_mac_key(ctx, slug)
+    if backup_id:
+        reports = [verify_backup(store, slug, backup_id, [secret], mac_key=mac)]
+    else:
+        reports = verify_backups(store, slug, [secret], sample=sample / 100, mac_key=mac)
+    cache = Backups(ctx.db)
+    bad = 0
+    for r in reports:
+        rate = r.bytes_read / 1e6 / max(r.seconds, 1e-6)
+        if r.ok:
+            cache.mark_verified(r.backup_id)
+            console.print(f"{r.backup_id}: ok ({r.bytes_read} bytes, {rate:.1f} MB/s)")
+        else:
+            bad += 1
+            console.print(f"{r.backup_id}: FAILED: {'; '.join(r.problems)}", markup=False)
+    if not reports:
+        console.print(f"{slug} has no backup")
+    if bad:
+        raise OspOpsError(f"{bad} of {len(reports)} backups failed verification")
+
+
+@app.command()
+def restore(
+    c: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Tenant.")],
+    backup_id: Annotated[
+        str | None, typer.Option("--backup", help="Backup id; the latest complete if unset.")
+    ] = None,
+    confirm_drop: Annotated[
+        bool,
+        typer.Option("--confirm-drop", help="Drop the databases earlier restores retired."),
+    ] = False,
+    wait: Wait = 0.0,
+) -> None:
+    """Verify, restore into a new database, then switch the app to it (old DB kept)."""
+    ctx = context(c)
+    spec = ctx.specs.load(slug)
+    if confirm_drop:
+        dropped = ops.drop_retired(ctx, spec)
+        console.print(f"dropped {', '.join(dropped)}" if dropped else "no retired database")
+        return
+    chosen = backup_id or ops.latest_complete(ctx, slug).backup_id
+    target, retired = ops.restore_names(spec, ops.access_for(ctx, spec), datetime.now(UTC))
+    params = {"backup_id": chosen, "target_database": target, "retired_database": retired}
+    _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params)
+    console.print(
+        f"the previous database is kept as {retired}: "
+        f"`osp-ops backup restore {slug} --confirm-drop` drops it"
+    )
+
+
+@app.command("list-retired")
+def list_retired(c: typer.Context, slug: Annotated[str, typer.Argument(help="Tenant.")]) -> None:
+    """Databases that restores switched away from (kept until --confirm-drop)."""
+    ctx = context(c)
+    for name in ops.retired_databases(ctx, ctx.specs.load(slug)):
+        console.print(name, markup=False)
+
+
+@app.command()
+def prune(
+    c: typer.Context,
+    slug: Slug = None,
+    all_: All = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    wait: Wait = 0.0,
+) -> None:
+    """Delete the backups the spec's retention does not keep (never the newest verified)."""
+    ctx = context(c)
+    specs = _specs(ctx, slug, all_)
+    _run_each(ctx, "prune", specs, concurrency=1, wait=wait, params={"dry_run": dry_run})
+
+
+@app.command()
+def drill(
+    c: typer.Context,
+    slug: Slug = None,
+    all_: All = False,
+    wait: Wait = 0.0,
+) -> None:
+    """Restore the latest backup into a scratch database, compare row counts, record RTO."""
+    ctx = context(c)
+    _run_each(ctx, "drill", _specs(ctx, slug, all_), concurrency=1, wait=wait)
