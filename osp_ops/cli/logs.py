@@ -14,7 +14,8 @@ class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """One redacted line."""
         context = " ".join(
-            f"{key}={getattr(record, key)}" for key in ("tenant", "operation")
+            f"{key}={getattr(record, key)}"
+            for key in ("tenant", "operation")
             if getattr(record, key, None)
         )
         text = super().format(record)

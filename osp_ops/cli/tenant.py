@@ -121,7 +121,11 @@ def create(
 
 
 def _spec_from_flags(
-    base_domain: str, default_platform: str, slug: str, flags: Mapping[str, object], catalog: Catalog
+    base_domain: str,
+    default_platform: str,
+    slug: str,
+    flags: Mapping[str, object],
+    catalog: Catalog,
 ) -> TenantSpec:
     app_name = str(flags.get("app") or "openslides")
     known = catalog.apps.get(app_name)

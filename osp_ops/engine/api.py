@@ -112,8 +112,14 @@ def request_upgrade(
         raise IllegalTransitionError(f"cannot upgrade {spec.slug!r}: it runs no version yet")
     path = ctx.catalog.app(spec.app.name).upgrade_path(rec.observed_version, spec.app.version)
     steps = upgrade_steps(tuple(path), backup_first="backup-before-upgrade" in STEPS)
-    return request(ctx, "upgrade", spec, params={"from": rec.observed_version, "path": path},
-                   requested_by=requested_by, steps=steps)
+    return request(
+        ctx,
+        "upgrade",
+        spec,
+        params={"from": rec.observed_version, "path": path},
+        requested_by=requested_by,
+        steps=steps,
+    )
 
 
 def request_converge(
