@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         None, description="Admin DSN of the shared PostgreSQL of Kubernetes tenants."
     )
     helm_binary: str = Field("helm", description="helm executable.")
+    restore_grace_days: float = Field(
+        7.0,
+        ge=0,
+        description="Days a restore keeps the data it replaced before `backup prune` drops it.",
+    )
     lease_ttl_seconds: float = Field(60.0, gt=0, description="Tenant lease time to live.")
     step_max_attempts: int = Field(3, ge=1, description="Attempts of a step on temporary errors.")
     retry_base_delay: float = Field(1.0, ge=0, description="First retry delay, doubled each time.")

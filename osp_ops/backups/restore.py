@@ -1,7 +1,9 @@
 """Restore: verify the backup, then stream it into a new database and a new directory.
 
-The database goes into ``target_dsn`` (a new, empty database the caller created); the
-files into ``target_dir`` (absent or empty). Nothing is switched: once this returns,
+The database goes into ``target_dsn`` (a new, empty database the caller created) or into
+the stdin of ``target_command`` (``pg_restore`` started wherever the database is, e.g.
+on a host over SSH); the files into ``target_dir`` (absent or empty) or the stdin of
+``files_command`` (``tar -x`` on the host). Nothing is switched: once this returns,
 the caller points the app at the restored database and files. The stream is checked
 again while it flows (sizes and SHA-256 of stored and plain bytes); a mismatch kills
 ``pg_restore`` before it sees the end of its input and fails the restore.
@@ -15,8 +17,8 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from osp_ops.backups.catalog import read_manifest
@@ -27,6 +29,17 @@ from osp_ops.backups.verify import verify_backup
 from osp_ops.domain.errors import BackupError
 
 PG_RESTORE_ARGS = ("--no-owner", "--no-privileges", "--exit-on-error")
+
+
+@dataclass(frozen=True)
+class Sink:
+    """A command that reads a stream on stdin (``pg_restore ...``, ``ssh host tar -x``).
+
+    Secrets go in ``env``, never in ``argv``.
+    """
+
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,32 +60,36 @@ def _check(entry: ObjectEntry, res: DecodeResult) -> None:
         raise BackupError(f"{entry.name}: decoded checksum mismatch during restore")
 
 
-def _restore_database(
-    *,
-    store: ObjectStore,
-    prefix: str,
-    entry: ObjectEntry,
-    identities: Sequence[str],
-    target_dsn: str,
-    bin_dir: Path | None,
-    pg_restore_args: Sequence[str],
-) -> None:
-    env = {**os.environ, **libpq_env(target_dsn)}
+def _database_sink(
+    entry: ObjectEntry, target_dsn: str, bin_dir: Path | None, pg_restore_args: Sequence[str]
+) -> Sink:
+    env = libpq_env(target_dsn)
     if entry.format == "pg_dump-custom":
         tool = str(bin_dir / "pg_restore") if bin_dir else "pg_restore"
-        argv = [tool, "--no-password", *pg_restore_args, "-d", env["PGDATABASE"]]
-    elif entry.format == "pg_dump-plain":
+        return Sink([tool, "--no-password", *pg_restore_args, "-d", env["PGDATABASE"]], env)
+    if entry.format == "pg_dump-plain":
         tool = str(bin_dir / "psql") if bin_dir else "psql"
-        argv = [tool, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-o", os.devnull]
-    else:
-        raise BackupError(f"{entry.name}: unknown database dump format {entry.format!r}")
+        return Sink(
+            [tool, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-o", os.devnull], env
+        )
+    raise BackupError(f"{entry.name}: unknown database dump format {entry.format!r}")
+
+
+def _feed(
+    *, store: ObjectStore, prefix: str, entry: ObjectEntry, identities: Sequence[str], sink: Sink
+) -> None:
+    """Stream the decoded object into the sink's stdin; fail on its exit status."""
     with tempfile.TemporaryFile() as errf:
         try:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf, env=env
+                list(sink.argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=errf,
+                env={**os.environ, **sink.env},
             )
         except OSError as e:
-            raise BackupError(f"cannot start {argv[0]}: {e.strerror or e}") from e
+            raise BackupError(f"cannot start {sink.argv[0]}: {e.strerror or e}") from e
         assert proc.stdin is not None
         try:
             with decode_object(
@@ -91,7 +108,7 @@ def _restore_database(
         errf.seek(0)
         err = errf.read()[-3000:].decode("utf-8", "replace").strip()
     if rc != 0:
-        raise BackupError(f"{Path(argv[0]).name} failed with status {rc}: {err}")
+        raise BackupError(f"{Path(sink.argv[0]).name} failed with status {rc}: {err}")
 
 
 def _restore_files(
@@ -119,6 +136,8 @@ def restore_backup(
     identities: Sequence[str],
     target_dsn: str | None = None,
     target_dir: Path | None = None,
+    target_command: Sink | None = None,
+    files_command: Sink | None = None,
     mac_key: bytes | None = None,
     bin_dir: Path | None = None,
     pg_restore_args: Sequence[str] = PG_RESTORE_ARGS,
@@ -127,7 +146,9 @@ def restore_backup(
 ) -> RestoreReport:
     """Verify the backup end to end, then restore its database and/or files.
 
-    ``identities``: the tenant's age secret key or the ops recovery key. Raises
+    ``identities``: the tenant's age secret key or the ops recovery key.
+    ``target_command`` (instead of ``target_dsn``) reads a custom-format archive on
+    stdin; ``files_command`` (instead of ``target_dir``) reads the files' tar. Raises
     BackupError if verification fails (nothing is restored) or a restore step fails.
     """
     report = reporter or (lambda _msg: None)
@@ -143,23 +164,28 @@ def restore_backup(
     prefix = backup_prefix(tenant, backup_id)
     db = manifest.body.object("database")
     files = manifest.body.object("files")
-    if target_dsn is not None:
+    sink = target_command
+    if target_dsn is not None and db is not None:
+        sink = _database_sink(db, target_dsn, bin_dir, pg_restore_args)
+    if sink is not None:
         if db is None:
             raise BackupError(f"backup {backup_id} has no database dump")
+        if target_command is not None and db.format != "pg_dump-custom":
+            raise BackupError(f"{db.name}: format {db.format!r} needs a DSN to restore into")
         report(f"restoring the database from {db.name}")
-        _restore_database(
-            store=store, prefix=prefix, entry=db, identities=identities, target_dsn=target_dsn,
-            bin_dir=bin_dir, pg_restore_args=pg_restore_args,
-        )  # fmt: skip
+        _feed(store=store, prefix=prefix, entry=db, identities=identities, sink=sink)
     if target_dir is not None and files is not None:
         report(f"restoring files from {files.name} into {target_dir}")
         _restore_files(
             store=store, prefix=prefix, entry=files, identities=identities, target=target_dir
         )
+    elif files_command is not None and files is not None:
+        report(f"restoring files from {files.name}")
+        _feed(store=store, prefix=prefix, entry=files, identities=identities, sink=files_command)
     return RestoreReport(
         backup_id=backup_id,
         manifest=manifest,
-        database_restored=target_dsn is not None,
-        files_restored=target_dir is not None and files is not None,
+        database_restored=sink is not None,
+        files_restored=files is not None and (target_dir or files_command) is not None,
         seconds=time.monotonic() - t0,
     )

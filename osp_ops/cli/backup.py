@@ -15,7 +15,7 @@ from osp_ops.domain.errors import OspOpsError, Problem, SpecError
 from osp_ops.domain.schedule import is_due
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine import backup as ops
-from osp_ops.engine.api import request
+from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.context import Context
 from osp_ops.store.backups import Backups
 
@@ -176,36 +176,82 @@ def verify(
 @app.command()
 def restore(
     c: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Tenant.")],
+    slug: Annotated[str, typer.Argument(help="Tenant whose backup is restored.")],
     backup_id: Annotated[
         str | None, typer.Option("--backup", help="Backup id; the latest complete if unset.")
     ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Restore into a NEW tenant (a clone) instead, with this slug."),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="The clone's host name (default <slug>.<base domain>).")
+    ] = None,
     confirm_drop: Annotated[
         bool,
-        typer.Option("--confirm-drop", help="Drop the databases earlier restores retired."),
+        typer.Option(
+            "--confirm-drop", help="Drop the databases and files earlier restores retired."
+        ),
     ] = False,
     wait: Wait = 0.0,
 ) -> None:
-    """Verify, restore into a new database, then switch the app to it (old DB kept)."""
+    """Verify, restore into a new database (and files), then switch the app to it.
+
+    The app is stopped (maintenance page) while the data is switched; the previous
+    database and files are kept until `--confirm-drop`. With `--to NEW`, a new tenant is
+    created from the source's spec and the backup is restored into it instead.
+    """
     ctx = context(c)
-    spec = ctx.specs.load(slug)
     if confirm_drop:
-        dropped = ops.drop_retired(ctx, spec)
-        console.print(f"dropped {', '.join(dropped)}" if dropped else "no retired database")
+        dropped = ops.drop_retired(ctx, ctx.specs.load(slug))
+        console.print(f"dropped {', '.join(dropped)}" if dropped else "nothing retired to drop")
         return
-    chosen = backup_id or ops.latest_complete(ctx, slug).backup_id
-    target, retired = ops.restore_names(spec, ops.access_for(ctx, spec), datetime.now(UTC))
-    params = {"backup_id": chosen, "target_database": target, "retired_database": retired}
+    info = ops.find_backup(ctx, slug, backup_id)
+    if to is not None:
+        _clone(c, slug, to, info, host=host, wait=wait)
+        return
+    spec = ctx.specs.load(slug)
+    params = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC))
     _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params)
+    retired = [params["retired_database"], params.get("files_retired")]
     console.print(
-        f"the previous database is kept as {retired}: "
+        f"the previous data is kept as {', '.join(r for r in retired if r)}: "
         f"`osp-ops backup restore {slug} --confirm-drop` drops it"
     )
 
 
+def _clone(
+    c: typer.Context, source: str, slug: str, info: Any, *, host: str | None, wait: float
+) -> None:
+    """Create tenant ``slug`` from ``source``'s spec, then restore the backup into it."""
+    ctx = context(c)
+    if ctx.specs.exists(slug):
+        spec = ctx.specs.load(slug)
+        if spec.labels.get(ops.CLONE_LABEL) != source:
+            raise SpecError(
+                [Problem("--to", f"tenant {slug!r} exists and is not a clone of {source!r}")],
+                subject="command",
+            )
+        console.print(f"{ctx.specs.path(slug)} exists: continuing the clone")
+    else:
+        spec = ops.clone_spec(ctx, ctx.specs.load(source), slug, backup=info, host=host)
+        ctx.specs.check_against_fleet(spec)
+        console.print(f"wrote {ctx.specs.write(spec)}")
+    op, created = request_converge(ctx, spec)
+    if op.kind in ("create", "apply", "upgrade"):
+        result = run_inline(ctx, op, created=created, wait=wait)
+        console.print(f"{result.kind} {slug}: {result.status}")
+    params = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC), source_tenant=source)
+    _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params)
+    ops.drop_retired(ctx, spec)  # what the restore replaced was the clone's empty start
+    health = ctx.platform(spec).health(spec=spec)
+    console.print(f"{slug} is a copy of {source} backup {info.backup_id}: {health.url}")
+    console.print(f"admin login: osp-ops tenant credentials {slug}")
+
+
 @app.command("list-retired")
 def list_retired(c: typer.Context, slug: Annotated[str, typer.Argument(help="Tenant.")]) -> None:
-    """Databases that restores switched away from (kept until --confirm-drop)."""
+    """Databases and file directories restores switched away from (kept until dropped)."""
     ctx = context(c)
     for name in ops.retired_databases(ctx, ctx.specs.load(slug)):
         console.print(name, markup=False)

@@ -13,10 +13,12 @@ Importing this module registers the kinds (and the ``backup-before-upgrade`` ste
 
 from __future__ import annotations
 
+import contextlib
+import re
 import secrets as _random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,18 +34,20 @@ from osp_ops.backups import (
     new_identity,
     open_store,
     prune,
+    read_manifest,
     restore_backup,
     run_backup,
     verify_backup,
 )
 from osp_ops.backups.pipeline import parse_identities
-from osp_ops.backups.restore import PG_RESTORE_ARGS
-from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError
-from osp_ops.domain.spec import TenantSpec, dump_spec
+from osp_ops.backups.restore import PG_RESTORE_ARGS, Sink
+from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError, PlatformError
+from osp_ops.domain.phases import Phase
+from osp_ops.domain.spec import TenantSpec, dump_spec, validate_spec
 from osp_ops.engine.context import Context
 from osp_ops.engine.steps import Kind, StepContext, register
-from osp_ops.platforms.base import Event
-from osp_ops.platforms.data import BackupAccess, Command, SharedServerAccess
+from osp_ops.platforms.base import AppDrill, Event
+from osp_ops.platforms.data import BackupAccess, Command, FilesAccess, SharedServerAccess
 from osp_ops.platforms.pgtenant import db_name_for
 from osp_ops.store.backups import Backups
 from osp_ops.store.db import utcnow
@@ -282,35 +286,28 @@ def prune_backups(sc: StepContext) -> str:
         word = "would delete" if dry_run else "deleted"
         sc.report(Event(f"{word} {backup_id}", host=spec.slug, status="changed"))
     verb = "would delete" if dry_run else "deleted"
+    grace = datetime.now(UTC) - timedelta(days=ctx.settings.restore_grace_days)
+    retired: list[str] = []
+    # Without access to the tenant's data here (e.g. no admin DSN), backups only.
+    if not dry_run:
+        with contextlib.suppress(ConfigError):
+            retired = drop_retired(ctx, spec, older_than=grace)
+    for name in retired:
+        sc.report(
+            Event(
+                f"dropped {name} (retired by a restore before {grace:%Y-%m-%d %H:%M})",
+                host=spec.slug,
+                status="changed",
+            )
+        )
     return (
         f"kept {len(result.kept)}, {verb} {len(result.deleted) + len(result.incomplete_deleted)}"
         + (f", corrupt {', '.join(result.corrupt)}" if result.corrupt else "")
+        + (f", dropped retired {', '.join(retired)}" if retired else "")
     )
 
 
 # -- restore ---------------------------------------------------------------------------
-
-
-def _restore_into(sc: StepContext, backup_id: str, database: str) -> float:
-    """(Re)create ``database`` and restore the backup into it; returns seconds."""
-    access = access_for(sc.ctx, sc.spec)
-    admin = access.database_admin(sc.spec)
-    owner = db_name_for(sc.spec.slug)
-    admin.drop(database)  # a rerun starts from an empty database
-    admin.create(database, owner=owner)
-    secret, _ = tenant_keys(sc.ctx, sc.spec.slug)
-    t0 = time.monotonic()
-    restore_backup(
-        store=store_for(sc.ctx),
-        tenant=sc.spec.slug,
-        backup_id=backup_id,
-        identities=[secret],
-        target_dsn=admin.restore_dsn(database),
-        mac_key=manifest_key(secret),
-        pg_restore_args=(*PG_RESTORE_ARGS, f"--role={owner}"),
-        reporter=_say(sc),
-    )
-    return time.monotonic() - t0
 
 
 def _param(sc: StepContext, name: str) -> str:
@@ -320,16 +317,100 @@ def _param(sc: StepContext, name: str) -> str:
     return str(value)
 
 
+def _source_tenant(sc: StepContext) -> str:
+    """Whose backup this operation restores: the tenant's own, or a clone's source."""
+    return str(sc.params.get("source_tenant") or sc.spec.slug)
+
+
+def _restore_database(
+    sc: StepContext, backup_id: str, database: str, *, source: str, verify_first: bool
+) -> float:
+    """(Re)create ``database`` and restore ``source``'s backup into it; returns seconds."""
+    access = access_for(sc.ctx, sc.spec)
+    admin = access.database_admin(sc.spec)
+    owner = db_name_for(sc.spec.slug)
+    admin.drop(database)  # a rerun starts from an empty database
+    admin.create(database, owner=owner)
+    secret, _ = tenant_keys(sc.ctx, source)
+    cmd = admin.restore_command(database, (*PG_RESTORE_ARGS, f"--role={owner}"))
+    t0 = time.monotonic()
+    restore_backup(
+        store=store_for(sc.ctx),
+        tenant=source,
+        backup_id=backup_id,
+        identities=[secret],
+        target_command=Sink(cmd.argv, cmd.env),
+        mac_key=manifest_key(secret),
+        verify_first=verify_first,
+        reporter=_say(sc),
+    )
+    return time.monotonic() - t0
+
+
+def _restore_files(sc: StepContext, backup_id: str, name: str, *, source: str) -> bool:
+    """Extract ``source``'s uploaded files beside the live ones; False when there are none."""
+    access = access_for(sc.ctx, sc.spec)
+    secret, _ = tenant_keys(sc.ctx, source)
+    mac = manifest_key(secret)
+    manifest = read_manifest(store_for(sc.ctx), source, backup_id, mac_key=mac)
+    if not isinstance(access, FilesAccess) or manifest.body.object("files") is None:
+        return False
+    cmd = access.files_restore_command(sc.spec, name)
+    restore_backup(
+        store=store_for(sc.ctx),
+        tenant=source,
+        backup_id=backup_id,
+        identities=[secret],
+        files_command=Sink(cmd.argv, cmd.env),
+        mac_key=mac,
+        verify_first=False,
+        reporter=_say(sc),
+    )
+    return True
+
+
 def verify_backup_step(sc: StepContext) -> str:
     """Verify the backup to restore before touching anything."""
-    return verify_and_record(sc, _param(sc, "backup_id"))
+    source, backup_id = _source_tenant(sc), _param(sc, "backup_id")
+    secret, _ = tenant_keys(sc.ctx, source)
+    report = verify_backup(
+        store_for(sc.ctx), source, backup_id, [secret], mac_key=manifest_key(secret)
+    )
+    report.raise_for_problems()
+    if source == sc.spec.slug:
+        Backups(sc.ctx.db).mark_verified(backup_id)
+    return f"verified {source}/{backup_id}: {_mb(report.bytes_read)} read"
 
 
 def restore_to_new_database(sc: StepContext) -> str:
-    """Restore into the new database ``<db>_r<timestamp>``."""
+    """Restore into the new database ``<db>_r<timestamp>`` (the live one is untouched)."""
     backup_id, target = _param(sc, "backup_id"), _param(sc, "target_database")
-    seconds = _restore_into(sc, backup_id, target)
+    seconds = _restore_database(
+        sc, backup_id, target, source=_source_tenant(sc), verify_first=False
+    )
     return f"restored {backup_id} into {target} in {seconds:.1f} s"
+
+
+def restore_files(sc: StepContext) -> str:
+    """Restore the uploaded files beside the live ones (hosts); nothing elsewhere."""
+    name = sc.params.get("files_new")
+    if not name:
+        return "no files to restore on this platform"
+    if not _restore_files(sc, _param(sc, "backup_id"), str(name), source=_source_tenant(sc)):
+        return "no files in this backup or on this platform"
+    return f"files restored into {name}"
+
+
+def _was_suspended(sc: StepContext) -> bool:
+    return bool(sc.params.get("was_suspended"))
+
+
+def stop_app(sc: StepContext) -> str:
+    """Maintenance page on, app stopped: nothing writes while the data is switched."""
+    if _was_suspended(sc):
+        return "already suspended"
+    sc.platform.suspend(spec=sc.spec, reporter=sc.report)
+    return "app stopped, maintenance page on"
 
 
 def switch_database(sc: StepContext) -> str:
@@ -341,9 +422,113 @@ def switch_database(sc: StepContext) -> str:
     _audit(
         sc,
         "backup.restored",
-        {"backup": _param(sc, "backup_id"), "database": current, "retired": retired},
+        {
+            "backup": _param(sc, "backup_id"),
+            "source": _source_tenant(sc),
+            "database": current,
+            "retired": retired,
+        },
     )
     return f"{current} is now backup {_param(sc, 'backup_id')}; the old one is {retired}"
+
+
+def switch_files(sc: StepContext) -> str:
+    """Rename: media -> ``media.old-<ts>``, restored -> media."""
+    new, retired = sc.params.get("files_new"), sc.params.get("files_retired")
+    access = access_for(sc.ctx, sc.spec)
+    if not new or not retired or not isinstance(access, FilesAccess):
+        return "no files to switch"
+    if str(new) not in access.list_files(sc.spec, str(new)):
+        steps = {s.name: s.output or "" for s in sc.ctx.operations.get(sc.op.id).steps}
+        if not steps.get("restore-files", "").startswith("files restored"):
+            return "no files were restored"
+    access.switch_files(sc.spec, new=str(new), retired=str(retired))
+    return f"uploaded files switched; the old ones are in {retired}"
+
+
+def start_app(sc: StepContext) -> str:
+    """Start the app on the restored data (a fresh process: no stale cache)."""
+    if _was_suspended(sc):
+        return "left suspended, as it was before the restore"
+    sc.platform.resume(spec=sc.spec, reporter=sc.report)
+    return "app started"
+
+
+def reset_admin(sc: StepContext) -> str:
+    """A clone gets its own admin password (the restored one is its source's)."""
+    if not sc.params.get("source_tenant"):
+        return "not a clone: the restored admin keeps its password"
+    result = sc.platform.run_task(
+        spec=sc.spec,
+        version=sc.version,
+        task="bootstrap-admin",
+        secrets=sc.secrets(),
+        reporter=sc.report,
+    )
+    if not result.ok:
+        raise BackupError(f"admin bootstrap of the clone {sc.spec.slug} failed")
+    return "admin password set to the clone's own (osp-ops tenant credentials)"
+
+
+def restore_params(
+    ctx: Context,
+    spec: TenantSpec,
+    backup_id: str,
+    now: datetime,
+    *,
+    source_tenant: str | None = None,
+) -> dict[str, Any]:
+    """Parameters of a restore operation of ``spec`` at ``now``."""
+    access = access_for(ctx, spec)
+    target, retired = restore_names(spec, access, now)
+    ts = now.strftime("%Y%m%d%H%M%S")
+    rec = ctx.tenants.get(spec.slug)
+    params: dict[str, Any] = {
+        "backup_id": backup_id,
+        "target_database": target,
+        "retired_database": retired,
+        "was_suspended": bool(rec and rec.phase == Phase.suspended),
+    }
+    if isinstance(access, FilesAccess):
+        params |= {"files_new": f"media.restore-{ts}", "files_retired": f"media.old-{ts}"}
+    if source_tenant:
+        params["source_tenant"] = source_tenant
+    return params
+
+
+CLONE_LABEL = "clone-of"
+
+
+def clone_spec(
+    ctx: Context, source: TenantSpec, slug: str, *, backup: BackupInfo, host: str | None = None
+) -> TenantSpec:
+    """The spec of a new tenant ``slug`` made from ``source``'s backup.
+
+    Same app (at the version the backup was taken with), platform, plan and policies;
+    its own host name (``<slug>.<base domain>`` unless given), no aliases, and the label
+    ``clone-of`` naming the source.
+    """
+    data = source.model_dump(mode="json")
+    version = backup.manifest.body.app_version if backup.manifest else None
+    if version and version in {v.version for v in ctx.catalog.app(source.app.name).versions}:
+        data["app"]["version"] = version
+    data["slug"] = slug
+    data["name"] = f"{source.name} (copy of {backup.backup_id})"[:120]
+    data["hosts"] = {"primary": host or f"{slug}.{ctx.settings.base_domain}", "aliases": []}
+    data["labels"] = {**source.labels, CLONE_LABEL: source.slug}
+    return validate_spec(data, source=f"clone of {source.slug} as {slug}", catalog=ctx.catalog)
+
+
+def find_backup(ctx: Context, slug: str, backup_id: str | None) -> BackupInfo:
+    """The backup ``backup_id`` of ``slug`` (the newest complete when None)."""
+    if backup_id is None:
+        return latest_complete(ctx, slug)
+    for info in list_backups(store_for(ctx), slug, mac_key=known_mac_key(ctx, slug)):
+        if info.backup_id == backup_id:
+            if info.state != "complete":
+                raise BackupError(f"backup {backup_id} of {slug} is {info.state}: {info.problem}")
+            return info
+    raise NotFoundError(f"tenant {slug!r} has no backup {backup_id!r}")
 
 
 def restore_names(spec: TenantSpec, access: BackupAccess, now: datetime) -> tuple[str, str]:
@@ -354,22 +539,43 @@ def restore_names(spec: TenantSpec, access: BackupAccess, now: datetime) -> tupl
 
 
 def retired_databases(ctx: Context, spec: TenantSpec) -> list[str]:
-    """Databases a restore switched away from (kept until --confirm-drop)."""
+    """Databases and file directories a restore switched away from (kept until dropped)."""
     access = access_for(ctx, spec)
-    return access.database_admin(spec).list(f"{access.database_name(spec)}\\_old\\_%")
+    names = access.database_admin(spec).list(f"{access.database_name(spec)}\\_old\\_%")
+    if isinstance(access, FilesAccess):
+        names += access.list_files(spec, "media.old-*")
+    return names
 
 
-def drop_retired(ctx: Context, spec: TenantSpec) -> list[str]:
-    """Drop the retired databases; audited."""
+_RETIRED_AT = re.compile(r"(?:_old_|\.old-)(\d{14})$")
+
+
+def retired_at(name: str) -> datetime | None:
+    """When a restore retired ``name`` (from the timestamp in its name)."""
+    m = _RETIRED_AT.search(name)
+    return datetime.strptime(m.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC) if m else None
+
+
+def drop_retired(
+    ctx: Context, spec: TenantSpec, *, older_than: datetime | None = None
+) -> list[str]:
+    """Drop the retired databases and file directories (only those retired before
+    ``older_than`` when given); audited."""
+    access = access_for(ctx, spec)
+    admin = access.database_admin(spec)
     names = retired_databases(ctx, spec)
-    admin = access_for(ctx, spec).database_admin(spec)
+    if older_than is not None:
+        names = [n for n in names if (at := retired_at(n)) is not None and at < older_than]
     for name in names:
-        admin.drop(name)
+        if name.startswith("media.") and isinstance(access, FilesAccess):
+            access.drop_files(spec, name)
+        else:
+            admin.drop(name)
         ctx.audit.append(
             actor=ctx.actor,
             action="backup.retired-dropped",
             tenant=spec.slug,
-            details={"database": name},
+            details={"retired": name},
         )
     return names
 
@@ -377,35 +583,66 @@ def drop_retired(ctx: Context, spec: TenantSpec) -> list[str]:
 # -- drill -----------------------------------------------------------------------------
 
 
+def _drill_app(sc: StepContext, scratch: str, files: str | None) -> str:
+    """Scratch app on the restored data where the platform can run one; '' when fine."""
+    platform = sc.platform
+    if not isinstance(platform, AppDrill):
+        return ""
+    result = platform.drill_app(
+        spec=sc.spec, database=scratch, files=files, secrets=sc.secrets(), reporter=sc.report
+    )
+    return "" if result.ok else f"scratch app: {result.output or 'failed'}"
+
+
 def drill(sc: StepContext) -> str:
-    """Restore the latest complete backup into a scratch DB, compare row counts, drop it."""
+    """Restore the latest backup into scratch data, compare row counts, start a scratch app.
+
+    Scratch database ``<db>_drill_<hex>`` and, on hosts, files in ``media.drill-<hex>``;
+    both are removed whatever the outcome. The result and RTO go to the state DB and the
+    audit log.
+    """
     ctx, spec = sc.ctx, sc.spec
     info = latest_complete(ctx, spec.slug)
     access = access_for(ctx, spec)
     admin = access.database_admin(spec)
-    scratch = f"{access.database_name(spec)}_drill_{_random.token_hex(3)}"
+    tag = _random.token_hex(3)
+    scratch = f"{access.database_name(spec)}_drill_{tag}"
+    files_dir = f"media.drill-{tag}" if isinstance(access, FilesAccess) else None
     started = utcnow()
     drill_id = f"drill-{sc.op.id}"
     expected: dict[str, int] = {}
     found: dict[str, int] = {}
-    result, problem = "failed", ""
+    result, problem, app_check = "failed", "", "not run"
     rto: float | None = None
     try:
         t0 = time.monotonic()
-        _restore_into(sc, info.backup_id, scratch)
+        _restore_database(sc, info.backup_id, scratch, source=spec.slug, verify_first=True)
+        restored_files = files_dir is not None and _restore_files(
+            sc, info.backup_id, files_dir, source=spec.slug
+        )
         manifest = info.manifest
         expected = dict(manifest.body.row_counts) if manifest else {}
         found = admin.row_counts(scratch, main_tables(ctx, spec))
-        rto = round(time.monotonic() - t0, 3)
-        if found == expected:
-            result = "ok"
-        else:
+        if found != expected:
             problem = f"row counts differ: manifest {expected}, restored {found}"
-    except (BackupError, NotFoundError) as e:
+        else:
+            problem = _drill_app(sc, scratch, files_dir if restored_files else None)
+            app_check = "failed" if problem else "ok"
+        rto = round(time.monotonic() - t0, 3)
+        result = "failed" if problem else "ok"
+    except (BackupError, NotFoundError, PlatformError) as e:
         problem = str(e)
     finally:
         admin.drop(scratch)
-        details = {"expected": expected, "found": found, "scratch": scratch, "problem": problem}
+        if files_dir is not None and isinstance(access, FilesAccess):
+            access.drop_files(spec, files_dir)
+        details = {
+            "expected": expected,
+            "found": found,
+            "scratch": scratch,
+            "app": app_check,
+            "problem": problem,
+        }
         Backups(ctx.db).record_drill(
             drill_id=drill_id,
             tenant=spec.slug,
@@ -418,7 +655,8 @@ def drill(sc: StepContext) -> str:
         _audit(sc, "backup.drill", {"backup": info.backup_id, "result": result, "rto_seconds": rto})
     if result != "ok":
         raise BackupError(f"drill of {spec.slug} backup {info.backup_id} failed: {problem}")
-    return f"drill ok: backup {info.backup_id}, {sum(found.values())} rows, RTO {rto:.1f} s"
+    app = ", scratch app answered and admin logged in" if app_check == "ok" else ""
+    return f"drill ok: backup {info.backup_id}, {sum(found.values())} rows{app}, RTO {rto:.1f} s"
 
 
 # -- registration ----------------------------------------------------------------------
@@ -438,13 +676,27 @@ register(Kind("prune", ("prune",), failure_phase=None), {"prune": prune_backups}
 register(
     Kind(
         "restore",
-        ("verify-backup", "restore-to-new-database", "switch-database"),
+        (
+            "verify-backup",
+            "restore-to-new-database",
+            "restore-files",
+            "stop-app",
+            "switch-database",
+            "switch-files",
+            "reset-admin",
+            "start-app",
+        ),
         failure_phase=None,
     ),
     {
         "verify-backup": verify_backup_step,
         "restore-to-new-database": restore_to_new_database,
+        "restore-files": restore_files,
+        "stop-app": stop_app,
         "switch-database": switch_database,
+        "switch-files": switch_files,
+        "start-app": start_app,
+        "reset-admin": reset_admin,
     },
 )
 register(Kind("drill", ("drill",), failure_phase=None), {"drill": drill})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from osp_ops.domain.spec import TenantSpec
 
@@ -101,3 +101,20 @@ class Platform(Protocol):
 
     def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
         """Remove everything the tenant had on the platform, database included."""
+
+
+@runtime_checkable
+class AppDrill(Protocol):
+    """A platform that can start a scratch instance of the app for a restore drill."""
+
+    def drill_app(
+        self,
+        *,
+        spec: TenantSpec,
+        database: str,
+        files: str | None,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+    ) -> TaskResult:
+        """Start the app on ``database`` (and ``files``, a directory beside the live
+        uploads), check it answers and the admin can log in, stop it. ``ok`` says."""

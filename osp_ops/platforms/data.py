@@ -75,8 +75,8 @@ class DatabaseAdmin(Protocol):
         """Rename ``current`` to ``retired`` and ``new`` to ``current`` (connections ended)."""
         ...
 
-    def restore_dsn(self, name: str) -> str:
-        """A DSN the operator machine can ``pg_restore`` into (admin credentials)."""
+    def restore_command(self, name: str, args: Sequence[str]) -> Command:
+        """``pg_restore [args] -d name`` reading an archive on stdin (admin credentials)."""
         ...
 
     def row_counts(self, database: str, tables: Sequence[str]) -> dict[str, int]:
@@ -102,6 +102,31 @@ class BackupAccess(Protocol):
 
     def database_admin(self, spec: TenantSpec) -> DatabaseAdmin:
         """The admin of the server that holds the tenant's database."""
+        ...
+
+
+@runtime_checkable
+class FilesAccess(Protocol):
+    """Uploaded files kept beside the app (hosts): restored next to them, then switched.
+
+    ``name`` is a directory beside the live one (``media.restore-<ts>``, ``media.old-<ts>``,
+    ``media.drill-<hex>``); the live directory is never written by a restore.
+    """
+
+    def files_restore_command(self, spec: TenantSpec, name: str) -> Command:
+        """A command that empties or creates ``name`` and extracts a tar from stdin into it."""
+        ...
+
+    def switch_files(self, spec: TenantSpec, *, new: str, retired: str) -> None:
+        """Live directory -> ``retired``, ``new`` -> live (safe to rerun)."""
+        ...
+
+    def list_files(self, spec: TenantSpec, pattern: str) -> list[str]:
+        """Directories beside the live one whose name matches the shell ``pattern``."""
+        ...
+
+    def drop_files(self, spec: TenantSpec, name: str) -> None:
+        """Remove the directory ``name`` beside the live one (if present)."""
         ...
 
 
@@ -143,7 +168,7 @@ class PsqlAdmin:
 
     psql: tuple[str, ...]
     env: Mapping[str, str]
-    dsn_for: str | None = None  # admin DSN, for restore_dsn (None: no local restore)
+    pg_restore: tuple[str, ...] = ("pg_restore",)  # the same connection options as psql
     maintenance_db: str = "postgres"
     timeout: float = 300.0
     # Wraps the whole psql argv (e.g. into an ssh remote command); None runs it here.
@@ -211,11 +236,12 @@ class PsqlAdmin:
             steps.append(f"ALTER DATABASE {ident(retired)} ALLOW_CONNECTIONS true")
         self._run(steps)
 
-    def restore_dsn(self, name: str) -> str:
-        """The admin DSN on ``name``."""
-        if self.dsn_for is None:
-            raise PlatformError("this platform cannot restore from the operator machine yet")
-        return with_database(self.dsn_for, name)
+    def restore_command(self, name: str, args: Sequence[str]) -> Command:
+        """pg_restore into ``name`` where psql runs (here, or on the host)."""
+        argv: Sequence[str] = [*self.pg_restore, "--no-password", *args, "-d", name]
+        if self.wrap is not None:
+            argv = self.wrap(argv)
+        return Command(tuple(argv), {k: v for k, v in self.env.items() if k != "PGDATABASE"})
 
     def row_counts(self, database: str, tables: Sequence[str]) -> dict[str, int]:
         """Row counts of the tables that exist."""
@@ -265,5 +291,8 @@ class SharedServerAccess:
         env = libpq_env(self.admin_dsn)
         maintenance = env.pop("PGDATABASE", "postgres")
         return PsqlAdmin(
-            psql=(self._tool("psql"),), env=env, dsn_for=self.admin_dsn, maintenance_db=maintenance
+            psql=(self._tool("psql"),),
+            env=env,
+            pg_restore=(self._tool("pg_restore"),),
+            maintenance_db=maintenance,
         )

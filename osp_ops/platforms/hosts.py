@@ -137,6 +137,23 @@ class HostsPlatform:
         out = self._run("tenant_task.yml", spec, version, secrets, reporter, task=task)
         return TaskResult(ok=True, output="\n".join(out.output))
 
+    def drill_app(
+        self,
+        *,
+        spec: TenantSpec,
+        database: str,
+        files: str | None,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+    ) -> TaskResult:
+        """A scratch app on a restored database (``drill-app`` task); PlatformError if the
+        app does not answer or refuses the admin. The live instance is untouched."""
+        out = self._run(
+            "tenant_task.yml", spec, spec.app.version, secrets, reporter, task="drill-app",
+            extra={"osp_drill": {"database": database, "files": files or ""}},
+        )  # fmt: skip
+        return TaskResult(ok=True, output="\n".join(out.output))
+
     def health(self, *, spec: TenantSpec) -> Health:
         """GET the app's health path through nginx with the tenant's host name."""
         app = self.catalog.app(spec.app.name)
@@ -277,9 +294,10 @@ class HostsPlatform:
         *,
         stage: str = "all",
         task: str = "",
+        extra: Mapping[str, Any] | None = None,
     ) -> _Outcome:
         public, secret = self._variables(spec, version, secrets)
-        public.update(osp_stage=stage, osp_task=task)
+        public.update(osp_stage=stage, osp_task=task, **(extra or {}))
         run_dir = self._new_run_dir(spec.slug, playbook)
         env_dir = run_dir / "env"
         env_dir.mkdir(mode=0o700)

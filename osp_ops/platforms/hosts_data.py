@@ -3,20 +3,24 @@
 The layout comes from the playbooks (roles ``osp``, ``postgresql_server``,
 ``app_openslides``): the tenant database ``osp_<slug>`` lives in the osp-ops PostgreSQL
 cluster of the host (socket directory ``<host root>/run/osp-ops/postgresql``, port
-``osp_postgresql_port``), the uploaded files under ``<host root>/srv/osp-ops/<slug>/media``.
+``osp_postgresql_port``), the uploaded files under ``<srv dir>/<slug>/data/media``
+(``<srv dir>`` = ``<host root>/srv/osp-ops``), owned by the app user.
 
 Every command starts ON the host: for ``ansible_connection=local`` directly
 (``runuser -u postgres -- pg_dump ...``); for SSH hosts behind
 ``ssh -i KEY -o BatchMode=yes <common args> user@host``. No password is needed (peer
 authentication over the socket as ``postgres``), so none is ever on argv.
 
-Restoring needs ``pg_restore`` on the host fed through the same prefix; the backup
-library restores through a local DSN only, so ``restore_dsn`` refuses for now.
+Restores go the other way through the same prefix: ``pg_restore`` as ``postgres`` on
+the host reads the archive on stdin; files are extracted by ``tar`` as the app user into
+a directory beside the live one, then switched by two renames.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +31,21 @@ from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.data import Command, DatabaseAdmin, PsqlAdmin
 from osp_ops.platforms.pgtenant import db_name_for
 from osp_ops.settings import Settings
+
+# Directories beside the live media directory that restores and drills may create.
+_BESIDE = re.compile(r"^media\.[a-z]+-[a-z0-9]{1,32}$")
+_SWITCH = (
+    'cd "$1" && if [ -d "$2" ]; then if [ -e media ]; then mv -T media "$3"; fi;'
+    ' mv -T "$2" media; elif [ ! -d media ]; then echo "neither $2 nor media exist" >&2;'
+    " exit 1; fi"
+)
+_EXTRACT = 'rm -rf -- "$1" && mkdir -m 0750 -- "$1" && exec tar -C "$1" -xf -'
+
+
+def _beside(name: str) -> str:
+    if not _BESIDE.match(name):
+        raise PlatformError(f"refusing files directory name {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -52,9 +71,27 @@ class HostLayout:
         """The cluster's port."""
         return int(self.hostvars.get("osp_postgresql_port", 5432))
 
+    @property
+    def srv_dir(self) -> str:
+        """Where tenants' app directories are."""
+        return str(self.hostvars.get("osp_srv_dir", f"{self.root}/srv/osp-ops")).rstrip("/")
+
+    @property
+    def app_user(self) -> str:
+        """The user the apps run as (owner of the uploaded files)."""
+        return str(self.hostvars.get("osp_app_user", "www-data"))
+
+    def data_dir(self, slug: str) -> str:
+        """The tenant app's data directory (holds ``media``)."""
+        return f"{self.srv_dir}/{slug}/data"
+
     def media_dir(self, slug: str) -> str:
         """The tenant's uploaded files."""
-        return f"{self.root}/srv/osp-ops/{slug}/media"
+        return f"{self.data_dir(slug)}/media"
+
+    def as_app_user(self, argv: Sequence[str]) -> tuple[str, ...]:
+        """``argv`` run as the app user."""
+        return ("runuser", "-u", self.app_user, "--", *argv)
 
     def prefix(self) -> tuple[str, ...]:
         """How to start a command on the host: nothing locally, else ssh."""
@@ -134,6 +171,51 @@ class HostsBackupAccess:
         return Command(layout.on_host(["tar", "-C", layout.media_dir(spec.slug), "-cf", "-", "."]))
 
     def database_admin(self, spec: TenantSpec) -> DatabaseAdmin:
-        """psql as postgres on the host (no local restore DSN)."""
+        """psql and pg_restore as postgres on the host."""
         layout = self.layout(spec)
-        return PsqlAdmin(psql=layout.as_postgres("psql"), env={}, wrap=layout.on_host)
+        return PsqlAdmin(
+            psql=layout.as_postgres("psql"),
+            env={},
+            pg_restore=layout.as_postgres("pg_restore"),
+            wrap=layout.on_host,
+        )
+
+    # -- FilesAccess -----------------------------------------------------------------
+
+    def files_restore_command(self, spec: TenantSpec, name: str) -> Command:
+        """tar -x as the app user into ``<data>/<name>`` (emptied first)."""
+        layout = self.layout(spec)
+        target = f"{layout.data_dir(spec.slug)}/{_beside(name)}"
+        return Command(layout.on_host(layout.as_app_user(["sh", "-c", _EXTRACT, "sh", target])))
+
+    def switch_files(self, spec: TenantSpec, *, new: str, retired: str) -> None:
+        """Two renames as the app user; a rerun after the switch does nothing."""
+        layout = self.layout(spec)
+        argv = ["sh", "-c", _SWITCH, "sh", layout.data_dir(spec.slug), _beside(new)]
+        self._run(layout, layout.as_app_user([*argv, _beside(retired)]))
+
+    def list_files(self, spec: TenantSpec, pattern: str) -> list[str]:
+        """Names beside ``media`` matching ``pattern`` (e.g. ``media.old-*``)."""
+        layout = self.layout(spec)
+        argv = ["find", layout.data_dir(spec.slug), "-mindepth", "1", "-maxdepth", "1"]
+        out = self._run(layout, [*argv, "-type", "d", "-name", pattern, "-printf", "%f\\n"])
+        return sorted(line for line in out.splitlines() if _BESIDE.match(line))
+
+    def drop_files(self, spec: TenantSpec, name: str) -> None:
+        """rm -rf of one directory beside ``media``."""
+        layout = self.layout(spec)
+        self._run(layout, ["rm", "-rf", "--", f"{layout.data_dir(spec.slug)}/{_beside(name)}"])
+
+    @staticmethod
+    def _run(layout: HostLayout, argv: Sequence[str], timeout: float = 600.0) -> str:
+        try:
+            proc = subprocess.run(
+                layout.on_host(argv), capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise PlatformError(f"{argv[0]} on the tenant's host failed: {e}") from e
+        if proc.returncode != 0:
+            raise PlatformError(
+                f"{argv[0]} on the tenant's host failed: {proc.stderr.strip()[-500:]}"
+            )
+        return proc.stdout

@@ -143,17 +143,17 @@ def test_backup_list_verify_drill_restore_prune(tmp_path: Path, postgres: Postgr
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO decidim_users (body) VALUES ('after backup')")
     assert _count(dsn, "decidim_users") == 51
-    access = SharedServerAccess(postgres.dsn)
-    target, retired = ops.restore_names(spec, access, datetime.now(UTC))
-    out = _run(
-        ctx,
-        "restore",
-        spec,
-        backup_id=infos[0].backup_id,
-        target_database=target,
-        retired_database=retired,
-    )
-    assert retired in out
+    params = ops.restore_params(ctx, spec, infos[0].backup_id, datetime.now(UTC))
+    retired = params["retired_database"]
+    op, _ = request(ctx, "restore", spec, params=params)
+    done = run_operation(ctx, op.id)
+    assert done.status == "succeeded", done.error
+    outputs = {s.name: s.output or "" for s in done.steps}
+    assert retired in outputs["switch-database"]
+    # The app was stopped while the database was switched, then started again.
+    assert outputs["stop-app"].startswith("app stopped")
+    assert outputs["start-app"] == "app started"
+    assert outputs["restore-files"].startswith("no files")  # uploads live in object storage
     assert _count(dsn, "decidim_users") == 50  # the tenant's own URL, now the restored DB
     assert ops.retired_databases(ctx, spec) == [retired]
     assert _count(with_database(postgres.dsn, retired), "decidim_users") == 51
