@@ -1,0 +1,248 @@
+"""Backups of a hosts tenant end to end, through the real CLI: OpenSlides 3.3 with a
+topic and an uploaded file on this machine (connection local), backed up to the local
+store, drilled with a scratch OpenSlides, restored in place and cloned with ``--to``.
+
+The tests of this module run in order and share one host root (fixture ``site``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.fixtures.procs import free_port
+from tests.hosts.helpers import stop_supervisord
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+REPO = Path(__file__).resolve().parents[2]
+PDF = b"%PDF-1.4 plan du quartier des Fontenelles " * 300
+
+
+@dataclass
+class Site:
+    base: Path
+    env: dict[str, str]
+    https: int
+    pg_port: int
+
+    @property
+    def root(self) -> Path:
+        return self.base / "root"
+
+    @property
+    def ca(self) -> Path:
+        return self.base / "data" / "ca" / "ca.crt"
+
+    def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "osp_ops.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        if ok:
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def data_dir(self, slug: str) -> Path:
+        return self.root / "srv" / "osp-ops" / slug / "data"
+
+    def databases(self) -> list[str]:
+        out = subprocess.run(
+            ["runuser", "-u", "postgres", "--", "psql", "-h",
+             str(self.root / "run" / "osp-ops" / "postgresql"), "-p", str(self.pg_port),
+             "-XAtc", "SELECT datname FROM pg_database ORDER BY 1", "postgres"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return out.stdout.split()
+
+
+class OpenSlides:
+    """The REST API of one tenant through nginx, logged in as its admin."""
+
+    def __init__(self, site: Site, slug: str) -> None:
+        self.host = f"{slug}.localhost"
+        self.site = site
+        password = site.json("tenant", "credentials", slug)["password"]
+        self.client = httpx.Client(
+            verify=ssl.create_default_context(cafile=str(site.ca)), timeout=60
+        )
+        r = self.request(
+            "POST", "/apps/users/login/", json={"username": "admin", "password": password}
+        )
+        assert r.status_code == 200, r.text[:300]
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        origin = f"https://{self.host}:{self.site.https}"
+        headers = {"Host": f"{self.host}:{self.site.https}", "Referer": origin + "/"}
+        token = self.client.cookies.get("OpenSlidesCsrfToken")
+        if token and method != "GET":
+            headers["X-CSRFToken"] = token
+        return self.client.request(
+            method,
+            f"https://127.0.0.1:{self.site.https}{path}",
+            headers=headers,
+            extensions={"sni_hostname": self.host},
+            **kwargs,
+        )
+
+    def titles(self, collection: str) -> list[str]:
+        r = self.request("GET", f"/rest/{collection}/")
+        assert r.status_code == 200, r.text[:300]
+        return sorted(item["title"] for item in r.json())
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    # Short paths: Unix sockets (PostgreSQL, the apps) must stay under 108 bytes.
+    base = Path(tempfile.mkdtemp(prefix="osp-b-", dir="/tmp"))
+    base.chmod(0o755)
+    (base / "root").mkdir(mode=0o755)
+    (base / "tenants").mkdir()
+    http, https, pg_port = free_port(), free_port(), free_port()
+    inventory = {
+        "all": {
+            "hosts": {
+                "localhost": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "osp_host_root": str(base / "root"),
+                    "osp_http_port": http,
+                    "osp_https_port": https,
+                    "osp_postgresql_port": pg_port,
+                }
+            }
+        }
+    }
+    (base / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    spec = yaml.safe_load((REPO / "tenants" / "nanterre.yaml").read_text())
+    (base / "tenants" / "nanterre.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    env = {
+        **os.environ,
+        "OSP_OPS_DATA_DIR": str(base / "data"),
+        "OSP_OPS_TENANTS_DIR": str(base / "tenants"),
+        "OSP_OPS_INVENTORY": str(base / "inventory.yml"),
+        "OSP_OPS_HOST_ROOT": str(base / "root"),
+        "OSP_OPS_HTTP_PORT": str(http),
+        "OSP_OPS_HTTPS_PORT": str(https),
+        "COLUMNS": "250",
+    }
+    s = Site(base=base, env=env, https=https, pg_port=pg_port)
+    try:
+        yield s
+    finally:
+        stop_supervisord(s.root)
+        if not os.environ.get("OSP_OPS_KEEP_SERVICE_DIRS"):
+            subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def _files(site: Site, slug: str) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((site.data_dir(slug) / "media").rglob("*.pdf"))]
+
+
+def test_create_with_a_topic_and_an_uploaded_file(site: Site) -> None:
+    site.cli("tenant", "create", "nanterre")
+    app = OpenSlides(site, "nanterre")
+    r = app.request("POST", "/rest/topics/topic/", json={"title": "Budget participatif 2027"})
+    assert r.status_code == 201, r.text[:300]
+    r = app.request(
+        "POST",
+        "/rest/mediafiles/mediafile/",
+        data={"title": "Plan du quartier"},
+        files={"mediafile": ("plan.pdf", PDF, "application/pdf")},
+    )
+    assert r.status_code == 201, r.text[:300]
+    app.close()
+    assert _files(site, "nanterre") == [PDF]
+
+
+def test_backup_holds_database_files_and_row_counts(site: Site) -> None:
+    site.cli("backup", "run", "nanterre")
+    listing = site.json("backup", "list", "nanterre")["backups"]
+    assert [b["state"] for b in listing] == ["complete"] and listing[0]["verified_at"]
+    manifest_path = next((site.base / "data" / "backups").rglob("manifest.json"))
+    manifest = json.loads(manifest_path.read_text())
+    body = manifest.get("body", manifest)
+    names = {o["name"].split(".")[0] for o in body["objects"]}
+    assert {"db", "files", "spec"} <= names, names
+    assert body["row_counts"]["topics_topic"] == 1
+    assert body["row_counts"]["mediafiles_mediafile"] == 1
+    # Encrypted at rest: the PDF's text is nowhere in the store.
+    for p in (site.base / "data" / "backups").rglob("*"):
+        if p.is_file():
+            assert b"plan du quartier" not in p.read_bytes()
+
+
+def test_drill_starts_a_scratch_openslides_and_cleans_up(site: Site) -> None:
+    out = site.cli("backup", "drill", "nanterre").stdout
+    assert "drill ok" in out and "scratch app answered and admin logged in" in out, out
+    assert not [d for d in site.databases() if "_drill_" in d]
+    assert sorted(p.name for p in site.data_dir("nanterre").iterdir()) == ["media"]
+
+
+def test_restore_brings_back_data_and_files_and_keeps_the_old_ones(site: Site) -> None:
+    app = OpenSlides(site, "nanterre")
+    assert app.request("DELETE", "/rest/topics/topic/1/").status_code == 204
+    assert app.request("DELETE", "/rest/mediafiles/mediafile/1/").status_code == 204
+    r = app.request("POST", "/rest/topics/topic/", json={"title": "Écrit après la sauvegarde"})
+    assert r.status_code == 201
+    app.close()
+    assert _files(site, "nanterre") == []
+
+    site.cli("backup", "restore", "nanterre")
+    app = OpenSlides(site, "nanterre")  # the admin password is the backup's (unchanged)
+    assert app.titles("topics/topic") == ["Budget participatif 2027"]
+    assert app.titles("mediafiles/mediafile") == ["Plan du quartier"]
+    app.close()
+    assert _files(site, "nanterre") == [PDF]
+    show = site.json("tenant", "show", "nanterre")
+    assert show["phase"] == "ready", show
+
+    retired = site.cli("backup", "list-retired", "nanterre").stdout.split()
+    assert len(retired) == 2 and retired[0].startswith("osp_nanterre_old_"), retired
+    assert retired[1].startswith("media.old-")
+    site.cli("backup", "restore", "nanterre", "--confirm-drop")
+    assert site.cli("backup", "list-retired", "nanterre").stdout.split() == []
+    assert "osp_nanterre" in site.databases()
+
+
+def test_clone_from_a_backup_is_a_new_tenant_with_its_own_admin(site: Site) -> None:
+    site.cli("backup", "restore", "nanterre", "--to", "nanterre-copie")
+    spec = yaml.safe_load((site.base / "tenants" / "nanterre-copie.yaml").read_text())
+    assert spec["labels"]["clone-of"] == "nanterre"
+    assert spec["hosts"]["primary"] == "nanterre-copie.localhost"
+    copy = OpenSlides(site, "nanterre-copie")  # logs in with the clone's own password
+    assert copy.titles("topics/topic") == ["Budget participatif 2027"]
+    assert copy.titles("mediafiles/mediafile") == ["Plan du quartier"]
+    copy.close()
+    assert _files(site, "nanterre-copie") == [PDF]
+    source = site.json("tenant", "credentials", "nanterre")["password"]
+    clone = site.json("tenant", "credentials", "nanterre-copie")["password"]
+    assert source != clone
+    # The clone's empty start is not kept as retired data; the source is untouched.
+    assert site.cli("backup", "list-retired", "nanterre-copie").stdout.split() == []
+    assert site.json("tenant", "show", "nanterre-copie")["phase"] == "ready"
+    app = OpenSlides(site, "nanterre")
+    assert app.titles("topics/topic") == ["Budget participatif 2027"]
+    app.close()
