@@ -14,6 +14,7 @@ import os
 import secrets as _random
 import shutil
 import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -219,13 +220,19 @@ class HostsPlatform:
         )
 
     def _hostvars(self, target: str) -> dict[str, Any]:
-        out, err = ansible_runner.get_inventory(
-            action="list",
-            inventories=[str(self.settings.inventory)],
-            response_format="json",
-            quiet=True,
-        )
+        # ansible-inventory of this Python, as for the playbooks (_path): the runner's
+        # get_inventory looks it up on the caller's PATH, which need not hold the venv.
+        try:
+            proc = subprocess.run(
+                ["ansible-inventory", "-i", str(self.settings.inventory), "--list"],
+                capture_output=True, text=True, timeout=120, check=False,
+                env={**os.environ, "PATH": _path(), "ANSIBLE_NOCOLOR": "1"},
+            )  # fmt: skip
+            out = json.loads(proc.stdout) if proc.returncode == 0 else None
+        except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+            raise PlatformError(f"cannot read inventory {self.settings.inventory}: {e}") from e
         if not isinstance(out, dict):
+            err = proc.stderr.strip()[-500:]
             raise PlatformError(f"cannot read inventory {self.settings.inventory}: {err}")
         meta = out.get("_meta", {}).get("hostvars", {})
         names = [target] if target in meta else list(out.get(target, {}).get("hosts", []))
