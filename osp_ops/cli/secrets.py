@@ -1,11 +1,15 @@
-"""`osp-ops secrets ...`: master key rotation and secret listings (never values)."""
+"""`osp-ops secrets ...`: master key rotation, tenant secret rotation, listings (never values)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from osp_ops.cli.common import context
+from osp_ops.cli.common import context, queued, run_inline
 from osp_ops.cli.output import console
+from osp_ops.engine import rotation
+from osp_ops.engine.api import request
 
 app = typer.Typer(help="Encrypted tenant secrets.", no_args_is_help=True)
 
@@ -24,3 +28,29 @@ def list_(c: typer.Context, tenant: str) -> None:
     """Names of a tenant's secrets (values are never printed here)."""
     for name in context(c).secrets.names(tenant):
         console.print(name)
+
+
+@app.command()
+def rotate(
+    c: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Tenant.")],
+    name: Annotated[
+        list[str] | None,
+        typer.Option(help="A secret to rotate (repeatable); every app secret if unset."),
+    ] = None,
+    async_: Annotated[bool, typer.Option("--async", help="Queue for a worker.")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a busy tenant.")] = 0.0,
+) -> None:
+    """New values for a tenant's secrets, pushed to its platform (DB role, app, Secret).
+
+    The new values are never printed; `tenant credentials` shows the admin's.
+    """
+    ctx = context(c)
+    names = rotation.check_names(list(name or []))
+    spec = ctx.specs.load(tenant)
+    op, created = request(ctx, rotation.KIND, spec, params={"names": names})
+    if async_:
+        queued(op, created)
+        return
+    result = run_inline(ctx, op, created=created, wait=wait)
+    console.print(f"[green]rotated {', '.join(names)} of {tenant}: {result.status}[/]")

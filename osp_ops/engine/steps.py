@@ -38,8 +38,10 @@ class StepContext:
         return self.op.params
 
     def secrets(self) -> dict[str, str]:
-        """The tenant's secrets (plain; never log them)."""
-        return self.ctx.secrets.all_for(self.spec.slug)
+        """The app secrets the platform needs (plain; never log them). Other secrets of
+        the tenant (its backup key, staged rotations) never reach a platform."""
+        every = self.ctx.secrets.all_for(self.spec.slug)
+        return {name: every[name] for name in SECRET_NAMES if name in every}
 
     @property
     def version(self) -> str:

@@ -158,6 +158,14 @@ class SecretStore:
             q = select(SecretRow.name).where(SecretRow.tenant == tenant).order_by(SecretRow.name)
             return list(s.execute(q).scalars())
 
+    def delete(self, tenant: str, name: str) -> bool:
+        """Delete one secret; True when it existed."""
+        with self.db.transaction() as s:
+            result = s.execute(
+                delete(SecretRow).where(SecretRow.tenant == tenant, SecretRow.name == name)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def forget(self, tenant: str) -> int:
         """Delete every secret of a tenant; the number deleted."""
         with self.db.transaction() as s:
