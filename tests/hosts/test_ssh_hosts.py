@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from osp_ops.backups import CommandSource, LocalStore, new_identity, restore_backup, run_backup
+from osp_ops.backups.restore import Sink
 from osp_ops.domain.catalog import default_catalog
 from osp_ops.domain.errors import PlatformError
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.hosts import HostsPlatform
+from osp_ops.platforms.hosts_data import HostsBackupAccess
 from osp_ops.settings import Settings
 from tests.fixtures.procs import free_port
 from tests.fixtures.ssh_hosts import SshHost, SshHosts
@@ -162,6 +165,53 @@ def test_second_converge_changes_nothing_on_any_host(fleet: Fleet) -> None:
             b = fleet.platform.deploy(spec=spec, version=VERSION, secrets=sec, reporter=rec)
         assert a.changed == 0 and b.changed == 0, rec.changed()
         assert b.details == {fleet.host_of(slug).name: 0}
+
+
+def test_backup_and_restore_through_ssh(fleet: Fleet, tmp_path: Path) -> None:
+    """pg_dump/tar on the host behind ssh, then pg_restore/tar -x there: same rows, same
+    files, into a side database and directory (the live ones untouched)."""
+    spec, host = fleet.specs["nanterre"], fleet.host_of("nanterre")
+    access = HostsBackupAccess.for_platform(fleet.platform, fleet.settings)
+    media = host.root / "srv/osp-ops/nanterre/data/media"
+    assert access.layout(spec).media_dir("nanterre") == str(media)
+    (media / "file").mkdir(exist_ok=True)
+    payload = os.urandom(200_000)
+    (media / "file" / "ordre-du-jour.pdf").write_bytes(payload)
+    admin = access.database_admin(spec)
+    tables = ("users_user", "agenda_item", "auth_group")
+    before = admin.row_counts("osp_nanterre", tables)
+    assert before["users_user"] >= 1 and before["auth_group"] >= 1
+    secret, public = new_identity()
+    store = LocalStore(tmp_path / "store")
+    dump, files = access.dump_command(spec, {}), access.files_command(spec)
+    assert files is not None and dump.argv[0] == "ssh"
+    manifest = run_backup(
+        source=CommandSource(dump.argv, dump.env),
+        files=CommandSource(files.argv, files.env, kind="tar"),
+        store=store, tenant="nanterre", spec_yaml="slug: nanterre\n", recipients=[public],
+        app_version=VERSION, row_counts=before,
+    )  # fmt: skip
+    side = "osp_nanterre_r1"
+    admin.drop(side)
+    admin.create(side, owner="osp_nanterre")
+    db_sink = admin.restore_command(side, ("--no-owner", "--role=osp_nanterre"))
+    files_sink = access.files_restore_command(spec, "media.restore-1")
+    report = restore_backup(
+        store=store, tenant="nanterre", backup_id=manifest.backup_id, identities=[secret],
+        target_command=Sink(db_sink.argv, db_sink.env),
+        files_command=Sink(files_sink.argv, files_sink.env),
+    )  # fmt: skip
+    assert report.database_restored and report.files_restored
+    try:
+        assert admin.row_counts(side, tables) == before
+        restored = host.root / "srv/osp-ops/nanterre/data/media.restore-1/file/ordre-du-jour.pdf"
+        assert restored.read_bytes() == payload
+        assert access.list_files(spec, "media.restore-*") == ["media.restore-1"]
+    finally:
+        admin.drop(side)
+        access.drop_files(spec, "media.restore-1")
+    assert access.list_files(spec, "media.*") == []
+    assert side not in admin.list("osp_nanterre%")
 
 
 def test_suspend_resume_destroy_over_ssh(fleet: Fleet) -> None:
