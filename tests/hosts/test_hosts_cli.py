@@ -1,6 +1,6 @@
-"""Backups of a hosts tenant end to end, through the real CLI: OpenSlides 3.3 with a
-topic and an uploaded file on this machine (connection local), backed up to the local
-store, drilled with a scratch OpenSlides, restored in place and cloned with ``--to``.
+"""A hosts tenant's life through the real CLI: OpenSlides 3.3 with a topic and an
+uploaded file on this machine (connection local), backed up to the local store, drilled
+with a scratch OpenSlides, restored in place, cloned with ``--to``, its secrets rotated.
 
 The tests of this module run in order and share one host root (fixture ``site``).
 """
@@ -246,3 +246,23 @@ def test_clone_from_a_backup_is_a_new_tenant_with_its_own_admin(site: Site) -> N
     app = OpenSlides(site, "nanterre")
     assert app.titles("topics/topic") == ["Budget participatif 2027"]
     app.close()
+
+
+def test_rotating_every_secret_keeps_the_instance_working(site: Site) -> None:
+    old = site.json("tenant", "credentials", "nanterre")["password"]
+    settings = site.root / "srv/osp-ops/nanterre/config/settings.py"
+    old_settings = settings.read_text()
+    out = site.cli("secrets", "rotate", "nanterre")
+    new = site.json("tenant", "credentials", "nanterre")["password"]
+    assert new != old and new not in out.stdout + out.stderr
+    assert settings.read_text() != old_settings  # new DB password and secret key
+    app = OpenSlides(site, "nanterre")  # the new admin password; the DB answers
+    assert app.titles("topics/topic") == ["Budget participatif 2027"]
+    app.close()
+    refused = OpenSlides.__new__(OpenSlides)
+    refused.host, refused.site = "nanterre.localhost", site
+    refused.client = httpx.Client(verify=ssl.create_default_context(cafile=str(site.ca)))
+    r = refused.request("POST", "/apps/users/login/", json={"username": "admin", "password": old})
+    assert r.status_code == 400, r.text[:200]
+    refused.close()
+    assert site.json("tenant", "show", "nanterre")["phase"] == "ready"
