@@ -118,7 +118,10 @@ def _record_failure(ctx: Context, op: OperationInfo, phase: Any, error: BaseExce
 def _run_steps(
     ctx: Context, op: OperationInfo, holder: str, heartbeat: _Heartbeat, progress: Progress
 ) -> None:
-    resumed = any(s.status != "pending" for s in op.steps)
+    # A runner of this operation marked it running before (and died, maybe before its
+    # first step), or some step already ran.
+    ran_before = op.status == "running" and (op.worker or "").startswith(f"op:{op.id}@")
+    resumed = ran_before or any(s.status != "pending" for s in op.steps)
     ctx.operations.mark_running(op.id, holder)
     ctx.audit.append(
         actor=op.requested_by,
