@@ -1,25 +1,29 @@
 """The streaming pipeline: source -> zstd -> age -> SHA-256 -> object store, and back.
 
-Nothing lands on disk and memory stays bounded whatever the size::
+Nothing lands on disk and memory stays bounded whatever the size. Each stage is a
+thread, joined to the next by a :class:`ChunkPipe` of at most 4 chunks of about 1 MiB,
+so the stages overlap (zstd and hashlib release the GIL; age does not, but is cheap)::
 
-    pg_dump stdout ─► HashingReader (plain size, sha256)
-                    ─► zstandard stream_reader (level 3; releases the GIL)
-                    ─► pyrage.encrypt_io (age v1 STREAM format)     [encoder thread]
-                    ─► ChunkPipe (at most 4 chunks of 1 MiB)
-                    ─► store.put_stream (stored size, sha256)        [caller thread]
+    pg_dump stdout (1 MiB pipe buffer)
+      ─► [read]     1 MiB reads, size + SHA-256 of the plain bytes
+      ─► [compress] zstandard compressobj, level 3
+      ─► [encrypt]  pyrage.encrypt_io (age v1 STREAM format)
+      ─► [caller]   store.put_stream: size + SHA-256 of the stored bytes, upload
 
-The encoder thread checks the source's exit status *before* it closes the pipe: a
-failed ``pg_dump`` makes ``put_stream`` fail, so the store never commits its object.
+The read stage checks the source's exit status *before* it closes its pipe: a failed
+``pg_dump`` makes ``put_stream`` fail, so the store never commits its object. The
+first failure of any stage (or of the store) cancels every pipe; that error is raised.
 The stored bytes are a standard ``.zst.age`` file: ``age -d -i key | zstd -dc`` reads it.
 
-Decoding is the mirror image (:func:`decode_object`): object chunks -> age decrypt
-[decoder thread] -> zstd decompress -> the consumer, with both checksums compared at
-the end.
+Decoding is the mirror image (:func:`decode_object`): [download + stored SHA-256] ->
+[age decrypt] -> [zstd decompress + plain SHA-256] -> the consumer, with both
+checksums compared by the caller at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import subprocess
@@ -29,17 +33,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Protocol, cast
 from urllib.parse import unquote, urlparse
 
 import pyrage
 import zstandard
 
 from osp_ops.backups.objectstore import ObjectStore
-from osp_ops.backups.streams import CHUNK, ChunkPipe, CountingWriter, HashingReader, IterReader
+from osp_ops.backups.streams import CHUNK, ChunkPipe, CountingWriter, Digest, PipeClosedError
 from osp_ops.domain.errors import BackupError, OspOpsError
 
 ZSTD_LEVEL = 3
+DEPTH = 4  # chunks in flight between two stages
+PIPE_SIZE = 1024 * 1024  # the source's pipe buffer (Linux; the default 64 KiB wakes us often)
 
 
 class Source(Protocol):
@@ -290,6 +296,61 @@ def new_identity() -> tuple[str, str]:
     return str(ident), str(ident.to_public())
 
 
+class _Stages:
+    """Threads joined by ChunkPipes; the first failure is kept and cancels every pipe."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pipes: list[ChunkPipe] = []
+        self.threads: list[threading.Thread] = []
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def pipe(self) -> ChunkPipe:
+        """A new pipe between two stages."""
+        pipe = ChunkPipe(chunk_size=CHUNK, depth=DEPTH)
+        self.pipes.append(pipe)
+        return pipe
+
+    def start(
+        self,
+        what: str,
+        work: Callable[[], None],
+        convert: Callable[[BaseException], BaseException] = lambda e: e,
+    ) -> None:
+        """Run ``work`` in a thread; its failure (``convert``-ed) stops the pipeline."""
+
+        def run() -> None:
+            try:
+                work()
+            except BaseException as e:
+                self.fail(e if isinstance(e, PipeClosedError) else convert(e))
+
+        thread = threading.Thread(target=run, name=f"{what} {self.name}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def fail(self, error: BaseException) -> None:
+        """Keep ``error`` unless an earlier one is kept; cancel every pipe with it."""
+        with self._lock:
+            if self.error is None:
+                self.error = error
+            first = self.error
+        for pipe in self.pipes:
+            pipe.cancel(first)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the stage threads."""
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+def _widen_pipe(stream: IO[bytes]) -> None:
+    """Give a pipe a 1 MiB buffer (fewer wake-ups of pg_dump and of the reader)."""
+    with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+
 def encode_to_store(
     *, source: Source, store: ObjectStore, key: str, encoding: Encoding
 ) -> StoredStream:
@@ -300,37 +361,46 @@ def encode_to_store(
     """
     recipients = parse_recipients(encoding.recipients)
     t0 = time.monotonic()
-    pipe = ChunkPipe(chunk_size=CHUNK, depth=4)
-    plain = HashingReader(source.open())
-    state: dict[str, BaseException] = {}
+    stages = _Stages(key)
+    plain_pipe = stages.pipe()
+    compressed = stages.pipe()
+    stored = stages.pipe() if recipients else compressed
+    plain = Digest()
+    stream = source.open()
+    _widen_pipe(stream)
 
-    def encode() -> None:
-        try:
-            cctx = zstandard.ZstdCompressor(level=encoding.zstd_level)
-            with cctx.stream_reader(
-                cast(IO[bytes], plain), read_size=CHUNK, closefd=False
-            ) as compressed:
-                if recipients:
-                    pyrage.encrypt_io(compressed, pipe, recipients)
-                else:
-                    while chunk := compressed.read(CHUNK):
-                        pipe.write(chunk)
-            source.finish()
-            pipe.close()
-        except BaseException as e:
-            state["error"] = e
-            pipe.fail(_as_backup_error(e))
+    def read() -> None:
+        while chunk := stream.read(CHUNK):
+            plain.update(chunk)
+            plain_pipe.put(chunk)
+        source.finish()  # the exit status decides, before the end of the stream
+        plain_pipe.close()
 
-    thread = threading.Thread(target=encode, name=f"encode {key}", daemon=True)
-    thread.start()
+    def compress() -> None:
+        zobj = zstandard.ZstdCompressor(level=encoding.zstd_level).compressobj()
+        for chunk in plain_pipe.chunks():
+            compressed.write(zobj.compress(chunk))
+        compressed.write(zobj.flush())
+        compressed.close()
+
+    def encrypt() -> None:
+        pyrage.encrypt_io(compressed.reader(), stored, recipients)
+        stored.close()
+
+    stages.start("read", read, _as_backup_error)
+    stages.start("compress", compress, _as_backup_error)
+    if recipients:
+        stages.start("encrypt", encrypt, _as_backup_error)
     try:
-        size, sha = store.put_stream(key, pipe.chunks())
-    except BaseException:
-        pipe.abort()
+        size, sha = store.put_stream(key, stored.chunks())
+    except BaseException as e:
+        stages.fail(e)
         source.kill()
-        thread.join(timeout=60)
+        stages.join(timeout=60)
+        if stages.error is not None and stages.error is not e:
+            raise stages.error from None  # the stage that failed first says why
         raise
-    thread.join()
+    stages.join()
     return StoredStream(key, size, sha, plain.size, plain.sha256, time.monotonic() - t0)
 
 
@@ -343,10 +413,10 @@ def encode_bytes(
     return StoredStream(key, size, sha, size, sha, time.monotonic() - t0)
 
 
-def _as_backup_error(e: BaseException) -> BaseException:
-    if isinstance(e, OspOpsError):
+def _as_backup_error(e: BaseException, what: str = "encoding failed") -> BaseException:
+    if isinstance(e, OspOpsError | KeyboardInterrupt | SystemExit):
         return e
-    err = BackupError(f"encoding failed: {e}")
+    err = BackupError(f"{what}: {e}")
     err.__cause__ = e
     return err
 
@@ -367,60 +437,70 @@ def decode_object(
 ) -> Iterator[tuple[IO[bytes], Callable[[], DecodeResult]]]:
     """Open a stored object as a plain stream: download -> age decrypt -> zstd decompress.
 
-    Yields ``(reader, result)``: read the plain bytes from ``reader`` to the end, then
-    call ``result()`` for the sizes and checksums actually seen (it raises BackupError
-    if decryption failed). Decryption runs in a thread feeding a bounded pipe.
+    Yields ``(reader, result)``: read the plain bytes from ``reader`` (or not: ``result``
+    reads what is left), then call ``result()`` for the sizes and checksums actually
+    seen; it raises BackupError if decryption or decompression failed. Each stage is a
+    thread feeding a bounded pipe.
     """
     idents = parse_identities(identities) if encrypted else []
     if encrypted and not idents:
         raise BackupError(f"{key} is encrypted and no age identity was given")
     chunks = store.get_stream(key)
-    raw = HashingReader(IterReader(chunks))
-    thread: threading.Thread | None = None
-    pipe: ChunkPipe | None = None
+    stages = _Stages(key)
+    raw_pipe = stages.pipe()
+    compressed = stages.pipe() if encrypted else raw_pipe
+    plain_pipe = stages.pipe()
+    raw, plain = Digest(), Digest()
+
+    def download() -> None:
+        try:
+            for chunk in chunks:
+                raw.update(chunk)
+                raw_pipe.put(chunk)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        raw_pipe.close()
+
+    def decrypt() -> None:
+        pyrage.decrypt_io(raw_pipe.reader(), compressed, idents)
+        compressed.close()
+
+    def decompress() -> None:
+        source = compressed.reader()
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(
+                cast(IO[bytes], source), read_size=CHUNK, closefd=False
+            ) as zr:
+                while chunk := zr.read(CHUNK):
+                    plain.update(chunk)
+                    plain_pipe.put(chunk)
+        except zstandard.ZstdError as e:
+            raise BackupError(f"{key}: cannot decompress: {e}") from e
+        while source.read(CHUNK):  # bytes after the frame still count as stored bytes
+            pass
+        plain_pipe.close()
+
+    stages.start("download", download, lambda e: _as_backup_error(e, f"{key}: download"))
     if encrypted:
-        pipe = ChunkPipe(chunk_size=CHUNK, depth=4)
+        stages.start("decrypt", decrypt, lambda e: _decrypt_error(key, e))
+    stages.start("decompress", decompress, lambda e: _as_backup_error(e, f"{key}: decoding"))
+    reader = io.BufferedReader(plain_pipe.reader(), CHUNK)
 
-        def decrypt() -> None:
-            assert pipe is not None
-            try:
-                pyrage.decrypt_io(raw, pipe, idents)
-                pipe.close()
-            except BaseException as e:
-                pipe.fail(_decrypt_error(key, e))
+    def result() -> DecodeResult:
+        while reader.read(CHUNK):  # what the consumer left
+            pass
+        stages.join()
+        if stages.error is not None:
+            raise stages.error
+        return DecodeResult(raw.size, raw.sha256, plain.size, plain.sha256)
 
-        thread = threading.Thread(target=decrypt, name=f"decrypt {key}", daemon=True)
-        thread.start()
-        compressed: Any = pipe.reader()
-    else:
-        compressed = raw
-    dctx = zstandard.ZstdDecompressor()
     try:
-        with dctx.stream_reader(compressed, read_size=CHUNK, closefd=False) as zr:
-            plain = HashingReader(zr)
-
-            def result() -> DecodeResult:
-                # Drain what is left so the stored checksum covers the whole object.
-                while compressed.read(CHUNK):
-                    pass
-                while raw.read(CHUNK):
-                    pass
-                return DecodeResult(raw.size, raw.sha256, plain.size, plain.sha256)
-
-            try:
-                yield io.BufferedReader(plain, CHUNK), result
-            except zstandard.ZstdError as e:
-                raise BackupError(f"{key}: cannot decompress: {e}") from e
-    except zstandard.ZstdError as e:
-        raise BackupError(f"{key}: cannot decompress: {e}") from e
+        yield reader, result
     finally:
-        if pipe is not None:
-            pipe.abort()
-        if thread is not None:
-            thread.join(timeout=60)
-        close = getattr(chunks, "close", None)
-        if close is not None and (thread is None or not thread.is_alive()):
-            close()
+        stages.fail(PipeClosedError("decoding stopped"))  # no-op when the stages are done
+        stages.join(timeout=60)
 
 
 def _decrypt_error(key: str, e: BaseException) -> BaseException:

@@ -1,6 +1,6 @@
 """Small stream pieces the pipeline is built from.
 
-- :class:`HashingReader` counts and hashes what is read through it.
+- :class:`Digest` counts and hashes bytes; :class:`HashingReader` what is read through it.
 - :class:`ChunkPipe` joins a writer thread to a reader with a bounded queue of chunks,
   so a fast producer can hold at most ``depth`` chunks in memory.
 - :class:`IterReader` turns an iterator of chunks (an object download) into a file.
@@ -17,6 +17,24 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 CHUNK = 1024 * 1024
+
+
+class Digest:
+    """Size and SHA-256 of the bytes given to ``update`` (hashlib releases the GIL)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._sha = hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        """Count and hash ``data``."""
+        self._sha.update(data)
+        self.size += len(data)
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of everything so far."""
+        return self._sha.hexdigest()
 
 
 class HashingReader(io.RawIOBase):
@@ -60,11 +78,13 @@ _EOF = object()
 class ChunkPipe:
     """A bounded pipe of bytes between threads.
 
-    The writer side (``write``, ``close``, ``fail``) gathers bytes into chunks of
-    ``chunk_size`` and hands them over through a queue of at most ``depth`` chunks.
+    The writer side (``write``, ``put``, ``close``, ``fail``) hands chunks over through a
+    queue of at most ``depth`` chunks: ``write`` gathers bytes into chunks of
+    ``chunk_size``, ``put`` hands a chunk over as it is (the caller bounds its size).
     The reader side is ``chunks()`` (an iterator) or ``reader()`` (a file object).
     ``fail(exc)`` makes the reader raise ``exc``; ``abort()`` from the reader side makes
-    the writer's next ``write`` raise :class:`PipeClosedError`.
+    the writer's next ``write`` raise :class:`PipeClosedError`; ``cancel(exc)`` does both
+    at once, from anywhere (a failed stage of a pipeline stops the others).
     """
 
     def __init__(self, *, chunk_size: int = CHUNK, depth: int = 4) -> None:
@@ -72,6 +92,7 @@ class ChunkPipe:
         self._buf = bytearray()
         self._chunk = chunk_size
         self._aborted = threading.Event()
+        self._error: BaseException | None = None
 
     # -- writer side
     def _put(self, item: object) -> None:
@@ -88,11 +109,22 @@ class ChunkPipe:
         """Add bytes; blocks while the queue is full."""
         if self._aborted.is_set():
             raise PipeClosedError("reader went away")
+        if not self._buf and len(data) == self._chunk:
+            self._put(bytes(data))
+            return self._chunk
         self._buf += data
         while len(self._buf) >= self._chunk:
-            self._put(bytes(self._buf[: self._chunk]))
+            self._put(bytes(memoryview(self._buf)[: self._chunk]))
             del self._buf[: self._chunk]
         return len(data)
+
+    def put(self, chunk: bytes) -> None:
+        """Hand one chunk over as it is (after what ``write`` gathered); blocks while full."""
+        if self._buf:
+            self._put(bytes(self._buf))
+            self._buf.clear()
+        if chunk:
+            self._put(chunk)
 
     def flush(self) -> None:
         """Nothing to do: chunks are handed over as they fill."""
@@ -106,6 +138,7 @@ class ChunkPipe:
 
     def fail(self, exc: BaseException) -> None:
         """Make the reader raise ``exc`` instead of seeing a clean end."""
+        self._error = self._error or exc
         with contextlib.suppress(PipeClosedError):
             self._put(exc)
 
@@ -119,10 +152,20 @@ class ChunkPipe:
             except queue.Empty:
                 return
 
+    def cancel(self, exc: BaseException) -> None:
+        """Stop both sides: the writer gets PipeClosedError, the reader ``exc``."""
+        self._error = self._error or exc
+        self.abort()
+
     def chunks(self) -> Iterator[bytes]:
         """Yield chunks until the writer closes; raise what the writer failed with."""
         while True:
-            item = self._q.get()
+            if self._aborted.is_set() and self._error is not None:
+                raise self._error  # cancelled
+            try:
+                item = self._q.get(timeout=0.2)
+            except queue.Empty:
+                continue
             if item is _EOF:
                 return
             if isinstance(item, BaseException):
