@@ -6,7 +6,8 @@ Uploads
     and so on, so the 10,000-part limit of S3 is only reached past 8 TiB, beyond S3's
     5 TiB object limit, while small backups use small parts. At most ``concurrency``
     parts are in flight on a small thread pool and one more is being filled, so memory
-    stays below ``(concurrency + 1) x part size``. Streams smaller than one part are sent
+    stays below ``(concurrency + 2) x part size``. A part is the stream's own chunks
+    behind a file object (no copy, and none by botocore). Streams smaller than one part are sent
     with one ``PutObject``. Any failure aborts the multipart upload; a killed process
     leaves it behind, and ``cleanup_incomplete`` (called at the start of every backup)
     aborts the uploads left under the tenant's prefix. :meth:`S3Store.ensure_lifecycle`
@@ -31,15 +32,18 @@ a missing key -> NotFoundError; anything else -> BackupError (``raise ... from e
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import contextlib
 import hashlib
+import io
+import itertools
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 import boto3
 import botocore.exceptions
@@ -116,6 +120,85 @@ def translate(e: Exception, what: str) -> OspOpsError:
     return BackupError(f"{what}: {type(e).__name__}: {e}")
 
 
+class _Parts:
+    """Chunks gathered into parts of exact sizes, without copying them."""
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes | memoryview] = deque()
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        """Append a chunk (kept as it is until taken)."""
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+
+    def take(self, n: int) -> _Body:
+        """The first ``n`` bytes (all of them if fewer), as a request body."""
+        out: list[bytes | memoryview] = []
+        got = 0
+        while self.chunks and got < n:
+            chunk = self.chunks.popleft()
+            if got + len(chunk) > n:
+                view = memoryview(chunk)
+                chunk, rest = view[: n - got], view[n - got :]
+                self.chunks.appendleft(rest)
+            out.append(chunk)
+            got += len(chunk)
+        self.size -= got
+        return _Body(out)
+
+
+class _Body(io.RawIOBase):
+    """A read-only, seekable file over a part's chunks: the request body of one part.
+
+    botocore reads it to hash it (signature, CRC32), rewinds it, then sends it in small
+    blocks; a retry rewinds it again. Given ``bytes`` instead, botocore's connection
+    would append the body to the request headers, a copy of every part in flight.
+    """
+
+    def __init__(self, chunks: list[bytes | memoryview]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._starts = list(itertools.accumulate((len(c) for c in chunks), initial=0))
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def seekable(self) -> bool:
+        """Always seekable."""
+        return True
+
+    def tell(self) -> int:
+        """The read position."""
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the read position (clamped to the body)."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self)}[whence]
+        self._pos = max(0, min(base + offset, len(self)))
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        """Copy the next bytes into ``buffer``; 0 at the end."""
+        view = memoryview(buffer).cast("B")
+        n = 0
+        i = bisect.bisect_right(self._starts, self._pos) - 1
+        while n < len(view) and i < len(self._chunks):
+            chunk = self._chunks[i]
+            start = self._pos - self._starts[i]
+            k = min(len(view) - n, len(chunk) - start)
+            view[n : n + k] = memoryview(chunk)[start : start + k]
+            n += k
+            self._pos += k
+            i += 1
+        return n
+
+
 class S3Store:
     """Objects in ``s3://bucket/prefix``; see the module docstring for the behaviour."""
 
@@ -184,20 +267,23 @@ class S3Store:
         full = self._full(key)
         digest = hashlib.sha256()
         size = 0
-        buf = bytearray()
+        buf = _Parts()
         it = iter(chunks)
         target = part_size(0, self.base_part_size)
         # Fill the first part: if the stream ends before, one PutObject is enough.
         for chunk in it:
-            buf += chunk
+            buf.add(chunk)
             digest.update(chunk)
             size += len(chunk)
-            if len(buf) >= target:
+            if buf.size >= target:
                 break
         else:
             try:
                 self.client.put_object(
-                    Bucket=self.bucket, Key=full, Body=bytes(buf), **self._lock_args()
+                    Bucket=self.bucket,
+                    Key=full,
+                    Body=cast(IO[bytes], buf.take(size)),
+                    **self._lock_args(),
                 )
             except Exception as e:
                 raise translate(e, f"cannot upload {key}") from e
@@ -208,7 +294,7 @@ class S3Store:
         self,
         key: str,
         full: str,
-        first: bytearray,
+        buf: _Parts,
         rest: Iterator[bytes],
         digest: Any,
         size: int,
@@ -224,13 +310,17 @@ class S3Store:
         pending: deque[Future[dict[str, Any]]] = deque()
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-part")
 
-        def send(number: int, data: bytes) -> dict[str, Any]:
+        def send(number: int, data: _Body) -> dict[str, Any]:
             resp = self.client.upload_part(
-                Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=data
+                Bucket=self.bucket,
+                Key=full,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=cast(IO[bytes], data),
             )
             return {"PartNumber": number, "ETag": resp["ETag"]}
 
-        def submit(data: bytes) -> None:
+        def submit(data: _Body) -> None:
             while len(pending) >= self.concurrency:
                 parts.append(pending.popleft().result())
                 if len(parts) == 1:
@@ -238,21 +328,17 @@ class S3Store:
             pending.append(pool.submit(send, len(parts) + len(pending) + 1, data))
 
         try:
-            buf = first
             index = 0
             while True:
                 target = part_size(index, self.base_part_size)
-                while len(buf) < target:
+                while buf.size < target:
                     chunk = next(rest, None)
                     if chunk is None:
                         break
-                    buf += chunk
+                    buf.add(chunk)
                     digest.update(chunk)
                     size += len(chunk)
-                if len(buf) <= target:
-                    data, buf = bytes(buf), bytearray()
-                else:
-                    data, buf = bytes(buf[:target]), buf[target:]
+                data = buf.take(target)
                 if not data:
                     break
                 submit(data)

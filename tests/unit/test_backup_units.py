@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from osp_ops.backups.pipeline import (
     encode_to_store,
     libpq_env,
 )
-from osp_ops.backups.s3 import MAX_PARTS, MIB, part_size
+from osp_ops.backups.s3 import MAX_PARTS, MIB, _Parts, part_size
 from osp_ops.backups.streams import ChunkPipe
 from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError
 
@@ -192,3 +193,46 @@ def test_chunk_pipe_bounded_and_abort() -> None:
     pipe2.write(b"abcdef")
     pipe2.close()
     assert io.BytesIO(b"".join(pipe2.chunks())).read() == b"abcdef"
+
+
+def test_chunk_pipe_cancel_stops_both_sides() -> None:
+    pipe = ChunkPipe(chunk_size=4, depth=1)
+    pipe.write(b"abcd")
+    pipe.cancel(BackupError("stage failed"))
+    with pytest.raises(Exception, match="reader went away"):
+        pipe.write(b"efgh")
+    with pytest.raises(BackupError, match="stage failed"):
+        list(pipe.chunks())
+
+
+def test_store_failure_stops_every_stage(tmp_path: Path) -> None:
+    class FailingStore(LocalStore):
+        def put_stream(self, key: str, chunks: Iterable[bytes]) -> tuple[int, str]:
+            for i, _ in enumerate(chunks):
+                if i == 2:
+                    raise BackupError("store went away")
+            raise AssertionError("unreachable")
+
+    _, public = new_identity()
+    src = CommandSource(["sh", "-c", "head -c 50000000 /dev/urandom"], kind="bin")
+    with pytest.raises(BackupError, match="store went away"):
+        encode_to_store(
+            source=src, store=FailingStore(tmp_path), key="t/z", encoding=Encoding((public,))
+        )
+    assert src._proc is not None and src._proc.poll() is not None  # the source was stopped
+
+
+def test_s3_parts_are_exact_and_rewindable() -> None:
+    parts = _Parts()
+    for i in range(5):
+        parts.add(bytes([65 + i]) * 3)
+    first = parts.take(7)
+    assert len(first) == 7 and parts.size == 8
+    assert first.read() == b"AAABBBC"
+    first.seek(2)
+    assert first.read(3) == b"ABB"
+    assert first.seek(0, io.SEEK_END) == 7 and first.read() == b""
+    first.seek(0)
+    assert first.read() == b"AAABBBC"  # a retry sends the same bytes
+    rest = parts.take(100)
+    assert rest.read() == b"CCDDDEEE" and parts.size == 0 and len(parts.take(5)) == 0
