@@ -1,21 +1,33 @@
-"""Benchmark the backup pipeline against plain pg_dump pipelines, interleaved in one run.
+"""Benchmark `osp-ops backup run` / `backup restore` against plain pg_dump pipelines.
 
-    python bench/backup.py --size-mb 100            # local store in a temp dir
-    python bench/backup.py --size-mb 100 --minio    # a throwaway MinIO from testbin
-    OSP_OPS_BACKUP_URL=s3://b/p OSP_OPS_S3_ENDPOINT_URL=... AWS_ACCESS_KEY_ID=... \\
-        python bench/backup.py                      # an S3 you point it at
+    python bench/backup.py --size-mb 400 --minio    # throwaway PostgreSQL 15 + MinIO
+    python bench/backup.py --size-mb 400            # local store (file://) in the work dir
+    python bench/backup.py --size-mb 2000 --minio --work /var/tmp/osp-bench   # keep the
+        # database (and MinIO) between runs: a second run skips the build
 
-Starts a throwaway PostgreSQL 15 (or uses ``--dsn``), fills it with a Decidim-like
-database of multilingual JSON text (``tests/backups/sampledata.py``; default 400 MB),
-then, ``--rounds`` times in rotating order, times:
+Starts a throwaway PostgreSQL 15 (or uses the server of ``--dsn``, a superuser DSN) and
+fills the database ``osp_bench`` of a Kubernetes-style tenant ``bench`` with a
+Decidim-like database of multilingual JSON text (``tests/backups/sampledata.py``).
+The app platform is the journal fake (``OSP_OPS_FAKE_PLATFORM_JOURNAL``): the real CLI
+runs, only deploys are fake. Then, ``--rounds`` times in rotating order, it times:
 
-- ``pg_dump -Fp | zstd -3``            (plain SQL, zstd CLI, to /dev/null)
-- ``pg_dump -Fc -Z0 | zstd -3``       (custom format, uncompressed, zstd CLI)
-- ``pg_dump -Fc``                      (custom format, default gzip level, to /dev/null)
-- osp-ops: ``pg_dump -Fc -Z0`` -> zstd -> age -> store (run_backup, database only)
-- restore: osp-ops ``restore_backup`` vs ``zstd -dc dump.zst | pg_restore``
+- ``pg_dump -Fp | zstd -3 > /dev/null``     (the issue's raw pipeline, plain SQL)
+- ``pg_dump -Fc -Z0 | zstd -3 > /dev/null`` (the same, in the custom format osp-ops dumps)
+- ``pg_dump -Fc > /dev/null``               (custom format, default gzip level 6)
+- ``osp-ops backup run bench``              (the CLI in a subprocess: cleanup, dump and
+  upload to the store, verify by re-reading; the dump-and-upload step is also reported
+  alone, from the operation's recorded step durations)
 
-Peak RSS is the sum over each method's process tree, sampled from /proc every 50 ms.
+and restores, alternating:
+
+- ``zstd -dc dump.zst | pg_restore`` into a new database
+- ``osp-ops backup restore bench`` (verify, restore into a new database, switch; the
+  restore-to-new-database step alone is also reported). The retired database is dropped
+  (``--confirm-drop``) after each round, outside the timing.
+
+Peak RSS: the sum of VmRSS over each method's process tree (pg_dump, zstd, python,
+psql...; not the PostgreSQL server, not MinIO), sampled from /proc every 20 ms, and
+VmHWM of the osp-ops Python process alone.
 """
 
 from __future__ import annotations
@@ -23,22 +35,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 BYTES_PER_PROPOSAL = 6800
+SLUG = "bench"
 
 
-def _tree_rss_kib(root: int) -> int:
-    """Sum of VmRSS over ``root`` and its descendants, from /proc."""
+def _tree(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -48,208 +63,327 @@ def _tree_rss_kib(root: int) -> int:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
+        out.append(pid)
         todo.extend(children.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    return out
 
 
-def run_tree(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Run a process tree; return (seconds, peak RSS in KiB summed over the tree, stdout).
+def _status_kib(pid: int, field_name: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
-    RSS is sampled from /proc every 50 ms (the kernel's ru_maxrss would count the
-    forking Python parent's pages, and only the largest single process).
-    """
-    import threading
 
+@dataclass
+class Run:
+    """One timed run: wall seconds, peak tree RSS and root VmHWM (KiB), stdout."""
+
+    seconds: float
+    tree_kib: int
+    root_hwm_kib: int
+    out: str
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def run_tree(argv: list[str], env: dict[str, str]) -> Run:
+    """Run a command; sample the RSS of its process tree every 20 ms."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, text=True)
-    peak = 0
+    peak = hwm = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
-        while not done.wait(0.05):
-            peak = max(peak, _tree_rss_kib(proc.pid))
+        nonlocal peak, hwm
+        while not done.wait(0.02):
+            peak = max(peak, sum(_status_kib(p, "VmRSS") for p in _tree(proc.pid)))
+            hwm = max(hwm, _status_kib(proc.pid, "VmHWM"))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     out, _ = proc.communicate()
+    seconds = time.monotonic() - t0
     done.set()
     sampler.join()
     if proc.returncode != 0:
-        raise SystemExit(f"{argv[:3]} failed with {proc.returncode}")
-    return time.monotonic() - t0, peak, out
+        raise SystemExit(f"{' '.join(argv[:6])} failed with {proc.returncode}:\n{out[-2000:]}")
+    return Run(seconds, peak, hwm, out)
 
 
-def child_backup(args: argparse.Namespace) -> None:
-    """In a child process: one run_backup (database only) or one restore_backup."""
-    from osp_ops.backups import open_store, pg_dump_source, restore_backup, run_backup
-    from osp_ops.settings import Settings
+def sh(cmd: str) -> list[str]:
+    """A bash pipeline that fails when any of its commands fails."""
+    return ["bash", "-o", "pipefail", "-c", cmd]
 
-    store = open_store(args.store_url, Settings(s3_endpoint_url=args.endpoint or None))
-    if args.child == "backup":
-        m = run_backup(
-            source=pg_dump_source(args.dsn, bin_dir=Path(args.pg_bin)), files=None,
-            store=store, tenant="bench", spec_yaml="slug: bench\n",
-            recipients=[args.public], app_version="bench", row_counts={},
-        )  # fmt: skip
-        db = m.body.object("database")
-        assert db is not None
-        print(json.dumps({"id": m.backup_id, "stored": db.size, "plain": db.plain_size}))
-    else:
-        restore_backup(
-            store=store, tenant="bench", backup_id=args.backup_id, identities=[args.secret],
-            target_dsn=args.dsn, bin_dir=Path(args.pg_bin), verify_first=False,
-        )  # fmt: skip
-        print("{}")
+
+def _state(work: Path) -> dict[str, Any]:
+    path = work / "bench-state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_state(work: Path, state: dict[str, Any]) -> None:
+    (work / "bench-state.json").write_text(json.dumps(state))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--size-mb", type=int, default=400, help="database size to build (MB)")
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--dsn", help="use this database instead of building one")
+    p.add_argument("--dsn", help="superuser DSN of an existing server (instead of a throwaway)")
     p.add_argument("--minio", action="store_true", help="start a MinIO from testbin")
+    p.add_argument("--work", type=Path, help="work directory kept between runs (default: temp)")
     p.add_argument("--pg-bin", default="/usr/lib/postgresql/15/bin")
-    p.add_argument("--child", choices=["backup", "restore"], help=argparse.SUPPRESS)
-    for hidden in ("store-url", "endpoint", "public", "secret", "backup-id"):
-        p.add_argument(f"--{hidden}", help=argparse.SUPPRESS)
+    p.add_argument("--skip", default="", help="comma-separated method names to leave out")
     args = p.parse_args()
-    if args.child:
-        child_backup(args)
-        return
+
+    import psycopg
+    import yaml
 
     from osp_ops.backups import libpq_env, new_identity
+    from osp_ops.platforms.data import with_database
+    from osp_ops.platforms.pgtenant import TenantDatabases, db_name_for
     from tests.backups import sampledata
     from tests.fixtures.postgres import PostgresServer
 
-    work = Path(tempfile.mkdtemp(prefix="osp-bench-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="osp-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     work.chmod(0o755)
-    services: list[object] = []
+    state = _state(work)
+    services: list[Any] = []
     try:
         if args.dsn:
-            dsn = args.dsn
-            pg = None
+            admin_dsn = args.dsn
         else:
             pg = PostgresServer(work / "pg")
+            if "pg" in state:
+                pg.password, pg.port = state["pg"]["password"], state["pg"]["port"]
             pg.start()
             services.append(pg)
-            dsn = pg.create_database("bench")
-            n = max(100, args.size_mb * 1_000_000 // BYTES_PER_PROPOSAL)
-            t0 = time.monotonic()
-            sampledata.populate(dsn, proposals=n)
-            print(f"built {n} proposals in {time.monotonic() - t0:.0f}s")
-        import psycopg
+            state["pg"] = {"password": pg.password, "port": pg.port}
+            _save_state(work, state)
+            admin_dsn = pg.dsn
+        dbname = db_name_for(SLUG)
+        dsn = with_database(admin_dsn, dbname)
 
-        with psycopg.connect(dsn) as conn:
-            db_size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
-        print(f"database size: {db_size / 1e6:.0f} MB")
-
-        endpoint = os.environ.get("OSP_OPS_S3_ENDPOINT_URL", "")
-        store_url = os.environ.get("OSP_OPS_BACKUP_URL", "")
         env = {**os.environ}
+        endpoint, store_url = env.get("OSP_OPS_S3_ENDPOINT_URL", ""), ""
         if args.minio:
             from tests.fixtures.minio import MinioServer
 
             minio = MinioServer(work / "minio")
+            if "minio" in state:
+                minio.secret_key, minio.port = state["minio"]["secret"], state["minio"]["port"]
             minio.start()
             services.append(minio)
+            state["minio"] = {"secret": minio.secret_key, "port": minio.port}
+            _save_state(work, state)
             env.update(minio.env)
             endpoint, store_url = minio.endpoint_url, f"s3://{minio.bucket}/bench"
-        if not store_url.startswith("s3://"):
+        elif env.get("OSP_OPS_BACKUP_URL", "").startswith("s3://"):
+            store_url = env["OSP_OPS_BACKUP_URL"]
+        else:
             store_url = f"file://{work / 'store'}"
-        where = "S3 " + (endpoint or "(AWS)") if store_url.startswith("s3://") else "local store"
-        print(f"osp-ops pipeline target: {where}")
+        where = f"S3 {endpoint or '(AWS)'}" if store_url.startswith("s3://") else "local store"
+        print(f"osp-ops target: {where} ({store_url})")
 
-        secret, public = new_identity()
+        # The osp-ops side: settings through the environment, the tenant created once.
+        if "recovery" not in state:
+            state["recovery"] = new_identity()[1]
+            _save_state(work, state)
+        env.update(
+            {
+                "OSP_OPS_DATA_DIR": str(work / "osp" / "data"),
+                "OSP_OPS_TENANTS_DIR": str(work / "osp" / "tenants"),
+                "OSP_OPS_PLATFORM_DB_ADMIN_DSN": admin_dsn,
+                "OSP_OPS_FAKE_PLATFORM_JOURNAL": str(work / "osp" / "platform.json"),
+                "OSP_OPS_BACKUP_URL": store_url,
+                "OSP_OPS_RECOVERY_PUBLIC_KEY": state["recovery"],
+                "OSP_OPS_RETRY_BASE_DELAY": "0",
+                "COLUMNS": "200",
+            }
+        )
+        if endpoint:
+            env["OSP_OPS_S3_ENDPOINT_URL"] = endpoint
+        cli = [sys.executable, "-m", "osp_ops.cli"]
+        tenants = work / "osp" / "tenants"
+        if not (tenants / f"{SLUG}.yaml").exists():
+            tenants.mkdir(parents=True, exist_ok=True)
+            spec = {
+                "slug": SLUG, "name": "Bench", "app": {"name": "decidim", "version": "0.27.7"},
+                "hosts": {"primary": "bench.example.org"},
+                "admin": {"name": "Admin", "email": "admin@bench.example.org"},
+                "platform": {"kind": "kubernetes"},
+            }  # fmt: skip
+            (tenants / f"{SLUG}.yaml").write_text(yaml.safe_dump(spec))
+            subprocess.run([*cli, "tenant", "create", SLUG], env=env, check=True)
+
+        # The data: built once per size (kept with --work).
+        want = max(100, args.size_mb * 1_000_000 // BYTES_PER_PROPOSAL)
+        if state.get("proposals") != want:
+            dbs = TenantDatabases(admin_dsn)
+            try:
+                with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'.encode())
+                dbs.ensure(SLUG, "bench-" + os.urandom(6).hex())
+            finally:
+                dbs.close()
+            t0 = time.monotonic()
+            sampledata.populate(dsn, proposals=want)
+            print(f"built {want} proposals in {time.monotonic() - t0:.0f} s")
+            state["proposals"] = want
+            _save_state(work, state)
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            assert row is not None
+            db_size = int(row[0])
+        print(f"database size: {db_size / 1e6:.0f} MB")
+
         pg_env = {**env, **libpq_env(dsn)}
         pgb = args.pg_bin
         zdump = work / "dump.zst"
-        subprocess.run(
-            ["bash", "-o", "pipefail", "-c", f"{pgb}/pg_dump -Fc -Z0 | zstd -3 -q > {zdump}"],
-            env=pg_env, check=True,
-        )  # fmt: skip
-        py = [sys.executable, __file__, "--pg-bin", pgb, "--store-url", store_url,
-              "--endpoint", endpoint]  # fmt: skip
+        subprocess.run(sh(f"{pgb}/pg_dump -Fc -Z0 | zstd -3 -q > {zdump}"), env=pg_env, check=True)
+        dump_size = int(subprocess.run(
+            sh(f"{pgb}/pg_dump -Fc -Z0 | wc -c"), env=pg_env, check=True,
+            capture_output=True, text=True,
+        ).stdout)  # fmt: skip
+        print(f"pg_dump -Fc -Z0 size: {dump_size / 1e6:.0f} MB; load: {_load()}")
+
         methods = {
-            "pg_dump -Fp | zstd -3": ["bash", "-o", "pipefail", "-c",
-                                      f"{pgb}/pg_dump -Fp | zstd -3 -q | wc -c"],
-            "pg_dump -Fc -Z0 | zstd -3": ["bash", "-o", "pipefail", "-c",
-                                          f"{pgb}/pg_dump -Fc -Z0 | zstd -3 -q | wc -c"],
-            "pg_dump -Fc (gzip 6)": ["bash", "-o", "pipefail", "-c", f"{pgb}/pg_dump -Fc | wc -c"],
-            "osp-ops pg_dump|zstd|age|store": [*py, "--child", "backup", "--dsn", dsn,
-                                               "--public", public],
-        }  # fmt: skip
-        results: dict[str, list[tuple[float, int, int]]] = {}
-        last_id = ""
-        restores: dict[str, list[tuple[float, int]]] = {}
+            "pg_dump -Fp | zstd -3": sh(f"{pgb}/pg_dump -Fp | zstd -3 -q | wc -c"),
+            "pg_dump -Fc -Z0 | zstd -3": sh(f"{pgb}/pg_dump -Fc -Z0 | zstd -3 -q | wc -c"),
+            "pg_dump -Fc (gzip 6)": sh(f"{pgb}/pg_dump -Fc | wc -c"),
+            "osp-ops backup run": [*cli, "backup", "run", SLUG],
+        }
+        skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+        methods = {k: v for k, v in methods.items() if k not in skip}
+        restores = {
+            "zstd -dc | pg_restore": "raw",
+            "osp-ops backup restore": "osp",
+        }
+        results: dict[str, list[Run]] = {}
         names = list(methods)
         for r in range(args.rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                secs, rss, out = run_tree(methods[name], env=pg_env)
+                run = run_tree(methods[name], pg_env if "pg_dump" in name else env)
                 if name.startswith("osp-ops"):
-                    info = json.loads(out)
-                    last_id, size = info["id"], info["stored"]
+                    step = _last_op_steps(cli, env, "backup")
+                    run.extra["step"] = step["dump-and-upload"]
+                    run.extra["verify"] = step["verify-new-backup"]
+                    run.extra["stored"] = _latest_size(cli, env)
                 else:
-                    size = int(out.strip())
-                results.setdefault(name, []).append((secs, rss, size))
-            # Restores, alternating order, each into a fresh database.
-            order = ["zstd -dc | pg_restore", "osp-ops restore_backup"]
-            for name in order if r % 2 == 0 else order[::-1]:
-                assert pg is not None or args.dsn
-                target = pg.create_database() if pg else dsn + f"_r{secrets.token_hex(3)}"
-                tenv = {**env, **libpq_env(target)}
-                if name.startswith("zstd"):
-                    argv = [
-                        "bash",
-                        "-o",
-                        "pipefail",
-                        "-c",
-                        f'zstd -dc {zdump} | {pgb}/pg_restore --no-owner -d "$PGDATABASE"',
-                    ]
+                    run.extra["stored"] = int(run.out.strip())
+                results.setdefault(name, []).append(run)
+                print(f"  round {r + 1}: {name}: {run.seconds:.2f} s  (load {_load()})")
+            order = list(restores) if r % 2 == 0 else list(restores)[::-1]
+            for name in order:
+                if name in skip:
+                    continue
+                if restores[name] == "raw":
+                    target = f"bench_raw_{r}"
+                    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{target}"'.encode())
+                        conn.execute(f'CREATE DATABASE "{target}"'.encode())
+                    tenv = {**env, **libpq_env(with_database(admin_dsn, target))}
+                    run = run_tree(
+                        sh(f'zstd -dc {zdump} | {pgb}/pg_restore --no-owner --no-privileges'
+                           f' --exit-on-error -d "$PGDATABASE"'), tenv,
+                    )  # fmt: skip
+                    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE "{target}"'.encode())
                 else:
-                    argv = [
-                        *py,
-                        "--child",
-                        "restore",
-                        "--dsn",
-                        target,
-                        "--secret",
-                        secret,
-                        "--backup-id",
-                        last_id,
-                    ]
-                secs, rss, _ = run_tree(argv, env=tenv)  # fmt: skip
-                restores.setdefault(name, []).append((secs, rss))
+                    run = run_tree([*cli, "backup", "restore", SLUG], env)
+                    step = _last_op_steps(cli, env, "restore")
+                    run.extra["step"] = step["restore-to-new-database"]
+                    run.extra["verify"] = step["verify-backup"]
+                    subprocess.run([*cli, "backup", "restore", SLUG, "--confirm-drop"],
+                                   env=env, check=True, capture_output=True)  # fmt: skip
+                results.setdefault("restore: " + name, []).append(run)
+                print(f"  round {r + 1}: restore {name}: {run.seconds:.2f} s  (load {_load()})")
 
-        print(
-            f"\n{'method':34} {'best s':>7} {'MB/s':>6} {'stored MB':>9} {'ratio':>6} {'peak RSS MB':>11}"
-        )
-        for name, runs in results.items():
-            best = min(s for s, _, _ in runs)
-            rss = max(m for _, m, _ in runs) / 1024
-            size = runs[-1][2]
-            print(f"{name:34} {best:7.2f} {db_size / 1e6 / best:6.1f} {size / 1e6:9.1f}"
-                  f" {db_size / size:6.2f} {rss:11.0f}")  # fmt: skip
-        for name, rruns in restores.items():
-            best = min(s for s, _ in rruns)
-            rss = max(m for _, m in rruns) / 1024
-            print(f"{'restore: ' + name:34} {best:7.2f} {db_size / 1e6 / best:6.1f}"
-                  f" {'':>9} {'':>6} {rss:11.0f}")  # fmt: skip
-        print("\nratio = database size / stored bytes; MB/s = database MB per second; "
-              "best of the rounds; RSS = peak sum over the process tree")  # fmt: skip
+        base = run_tree([*cli, "op", "list", "--tenant", SLUG], env)
+        print(f"\nosp-ops CLI baseline (op list): python HWM {base.root_hwm_kib / 1024:.0f} MiB")
+        _report(results, db_size, dump_size)
     finally:
         for svc in reversed(services):
-            svc.stop()  # type: ignore[attr-defined]
-        shutil.rmtree(work, ignore_errors=True)
+            svc.stop()
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _last_op_steps(cli: list[str], env: dict[str, str], kind: str) -> dict[str, float]:
+    """Seconds of each step of the tenant's latest operation of ``kind``."""
+    out = subprocess.run([*cli, "op", "list", "--tenant", SLUG, "--json"], env=env,
+                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    ops = [o for o in json.loads(out) if o["kind"] == kind]
+    last = max(ops, key=lambda o: o["created_at"])
+    return {s["name"]: (s["duration_ms"] or 0) / 1000 for s in last["steps"]}
+
+
+def _latest_size(cli: list[str], env: dict[str, str]) -> int:
+    """Stored bytes of the tenant's newest backup (``backup list --json``)."""
+    out = subprocess.run([*cli, "backup", "list", SLUG, "--json"], env=env,
+                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    return int(json.loads(out)["backups"][-1]["size"])
+
+
+def _report(results: dict[str, list[Run]], db_size: int, dump_size: int) -> None:
+    """Best of the rounds per method; ratios against the raw pipelines."""
+    mb = db_size / 1e6
+    best = {name: min(runs, key=lambda r: r.seconds) for name, runs in results.items()}
+    print(f"\ndatabase {mb:.0f} MB, pg_dump -Fc -Z0 stream {dump_size / 1e6:.0f} MB")
+    print(f"| {'method':36} | seconds | MB/s | stored MB | peak RSS tree MB | python HWM MB |")
+    print(f"|{'-' * 38}|--------:|-----:|----------:|-----------------:|--------------:|")
+    for name, runs in results.items():
+        b = best[name]
+        rss = max(r.tree_kib for r in runs) / 1024
+        osp = name.startswith(("osp", "restore: osp"))
+        hwm = f"{max(r.root_hwm_kib for r in runs) / 1024:13.0f}" if osp else " " * 13
+        stored = f"{b.extra['stored'] / 1e6:9.1f}" if "stored" in b.extra else " " * 9
+        print(f"| {name:36} | {b.seconds:7.2f} | {mb / b.seconds:4.0f} | {stored} | "
+              f"{rss:16.0f} | {hwm} |")  # fmt: skip
+        if "step" in b.extra:
+            step = min(r.extra["step"] for r in runs)
+            verify = min(r.extra["verify"] for r in runs)
+            label = "dump-and-upload" if "run" in name else "restore-to-new-database"
+            print(f"| {'  step ' + label:36} | {step:7.2f} | {mb / step:4.0f} | {'':9} | "
+                  f"{'':16} | {'':13} |")  # fmt: skip
+            print(f"| {'  step verify':36} | {verify:7.2f} | {mb / verify:4.0f} | {'':9} | "
+                  f"{'':16} | {'':13} |")  # fmt: skip
+
+    def sec(name: str, step: bool = False) -> float | None:
+        runs = results.get(name)
+        if not runs:
+            return None
+        return min(r.extra["step"] for r in runs) if step else min(r.seconds for r in runs)
+
+    print("\nspeed ratios (>1: osp-ops faster; best of the rounds):")
+    for osp, step, label in [
+        ("osp-ops backup run", False, "backup run (whole CLI)"),
+        ("osp-ops backup run", True, "dump-and-upload step"),
+    ]:
+        mine = sec(osp, step)
+        for ref in ("pg_dump -Fp | zstd -3", "pg_dump -Fc -Z0 | zstd -3", "pg_dump -Fc (gzip 6)"):
+            other = sec(ref)
+            if mine and other:
+                print(f"  {label:28} vs {ref:28} {other / mine:5.2f}x")
+    raw = sec("restore: zstd -dc | pg_restore")
+    for step, label in [(False, "backup restore (whole CLI)"), (True, "restore-to-new-database")]:
+        mine = sec("restore: osp-ops backup restore", step)
+        if mine and raw:
+            print(f"  {label:28} vs {'zstd -dc | pg_restore':28} {raw / mine:5.2f}x")
+    spread = {n: statistics.pstdev([r.seconds for r in runs]) for n, runs in results.items()}
+    print(
+        "spread (stdev of the rounds, s): " + ", ".join(f"{n}: {s:.2f}" for n, s in spread.items())
+    )
 
 
 if __name__ == "__main__":
