@@ -40,6 +40,7 @@ _STATUS_STYLE = {
     "changed": "yellow",
     "ok": "dim",
     "info": "blue",
+    "progress": "cyan",
 }
 
 
@@ -71,7 +72,14 @@ class ConsoleProgress:
             self._status.stop()
 
     def event(self, step: str, event: Event) -> None:
-        """Show a platform event (changed/failed always; ok ones with --verbose)."""
+        """Show a platform event (changed/failed always; ok ones with --verbose).
+
+        ``progress`` events (bytes and MB/s of a running backup) update the live status
+        line on a terminal and are printed as lines elsewhere (logs of scheduled jobs).
+        """
+        if event.status == "progress" and console.is_terminal:
+            self._status.update(f"{step}  {event.message}")
+            return
         if event.status in ("ok", "skipped") and not self.verbose:
             return
         style = _STATUS_STYLE.get(event.status, "")

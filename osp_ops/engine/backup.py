@@ -17,9 +17,10 @@ import contextlib
 import re
 import secrets as _random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
 
 from osp_ops.backups import (
@@ -101,8 +102,65 @@ def main_tables(ctx: Context, spec: TenantSpec) -> tuple[str, ...]:
     return tuple(ctx.catalog.app(spec.app.name).main_tables)
 
 
-def _source(cmd: Command, kind: str) -> Source:
-    return CommandSource(argv=list(cmd.argv), env=dict(cmd.env), kind=kind)
+PROGRESS_EVERY = 2.0  # seconds between progress events of a running dump
+
+
+class _MeteredReader:
+    """Counts what the pipeline reads and reports bytes and MB/s every few seconds."""
+
+    def __init__(self, inner: IO[bytes], report: Callable[[int, float], None]) -> None:
+        self.inner, self.report = inner, report
+        self.count, self.t0 = 0, time.monotonic()
+        self.last = self.t0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.count += len(data)
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            self.report(self.count, now - self.t0)
+        return data
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+
+@dataclass
+class _MeteredSource:
+    """A Source whose stream reports its progress (the pipeline is unchanged)."""
+
+    inner: Source
+    report: Callable[[int, float], None]
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        self.kind = self.inner.kind
+
+    @property
+    def versions(self) -> Mapping[str, str]:
+        return dict(getattr(self.inner, "versions", {}) or {})
+
+    def open(self) -> IO[bytes]:
+        return cast(IO[bytes], _MeteredReader(self.inner.open(), self.report))
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+    def kill(self) -> None:
+        self.inner.kill()
+
+
+def _source(cmd: Command, kind: str, sc: StepContext | None = None, label: str = "") -> Source:
+    source: Source = CommandSource(argv=list(cmd.argv), env=dict(cmd.env), kind=kind)
+    if sc is None:
+        return source
+
+    def report(n: int, seconds: float) -> None:
+        message = f"{label}: {_mb(n)} read, {_rate(n, seconds)}"
+        sc.report(Event(message, host=sc.spec.slug, status="progress"))
+
+    return _MeteredSource(source, report)
 
 
 def _mb(n: int) -> str:
@@ -159,8 +217,8 @@ def take_backup(sc: StepContext) -> Manifest:
     files = access.files_command(spec)
     rec = ctx.tenants.get(spec.slug)
     manifest = run_backup(
-        source=_source(access.dump_command(spec, sc.secrets()), "pg_dump-custom"),
-        files=_source(files, "tar") if files else None,
+        source=_source(access.dump_command(spec, sc.secrets()), "pg_dump-custom", sc, "database"),
+        files=_source(files, "tar", sc, "files") if files else None,
         store=store_for(ctx),
         tenant=spec.slug,
         spec_yaml=dump_spec(spec),
