@@ -22,6 +22,14 @@ def test_cli_reference_is_current() -> None:
 
 def test_every_command_is_documented() -> None:
     text = cli_markdown(app)
-    for command in ("tenant create", "tenant delete", "op retry", "audit verify",
-                    "config show", "upgrade plan", "secrets rotate-key", "worker"):
+    for command in (
+        "tenant create",
+        "tenant delete",
+        "op retry",
+        "audit verify",
+        "config show",
+        "upgrade plan",
+        "secrets rotate-key",
+        "worker",
+    ):
         assert f"## `osp-ops {command}`" in text

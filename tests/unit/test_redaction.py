@@ -26,8 +26,15 @@ def test_short_values_are_not_registered() -> None:
 
 def test_log_formatter_masks_and_adds_context() -> None:
     register("canary-log-9f3k2m")
-    record = logging.LogRecord("osp_ops", logging.ERROR, __file__, 1,
-                               "failed with password %s", ("canary-log-9f3k2m",), None)
+    record = logging.LogRecord(
+        "osp_ops",
+        logging.ERROR,
+        __file__,
+        1,
+        "failed with password %s",
+        ("canary-log-9f3k2m",),
+        None,
+    )
     record.tenant = "nanterre"
     line = RedactingFormatter("%(message)s").format(record)
     assert "canary-log-9f3k2m" not in line

@@ -33,9 +33,11 @@ def test_time_zone_matters() -> None:
     assert not is_due(NIGHTLY, "America/Montreal", last, now)
 
 
-@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1)),
-       st.sampled_from(["0 2 * * *", "*/15 * * * *", "30 3 * * sun", "0 0 1 * *"]),
-       st.sampled_from(["Europe/Paris", "UTC", "America/Sao_Paulo", "Asia/Tokyo"]))
+@given(
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1)),
+    st.sampled_from(["0 2 * * *", "*/15 * * * *", "30 3 * * sun", "0 0 1 * *"]),
+    st.sampled_from(["Europe/Paris", "UTC", "America/Sao_Paulo", "Asia/Tokyo"]),
+)
 def test_last_is_before_now_and_next_after(naive: datetime, schedule: str, tz: str) -> None:
     now = naive.replace(tzinfo=UTC)
     assert last_scheduled(schedule, tz, now) <= now < next_scheduled(schedule, tz, now)
