@@ -14,6 +14,7 @@ runs, only deploys are fake. Then, ``--rounds`` times in rotating order, it time
 - ``pg_dump -Fp | zstd -3 > /dev/null``     (the issue's raw pipeline, plain SQL)
 - ``pg_dump -Fc -Z0 | zstd -3 > /dev/null`` (the same, in the custom format osp-ops dumps)
 - ``pg_dump -Fc > /dev/null``               (custom format, default gzip level 6)
+- ``pg_dump -Fc -Z0 > /dev/null``           (no compression: the ceiling of any pipeline)
 - ``osp-ops backup run bench``              (the CLI in a subprocess: cleanup, dump and
   upload to the store, verify by re-reading; the dump-and-upload step is also reported
   alone, from the operation's recorded step durations)
@@ -26,13 +27,14 @@ and restores, alternating:
   (``--confirm-drop``) after each round, outside the timing.
 
 Peak RSS: the sum of VmRSS over each method's process tree (pg_dump, zstd, python,
-psql...; not the PostgreSQL server, not MinIO), sampled from /proc every 20 ms, and
+psql...; not the PostgreSQL server, not MinIO), sampled from /proc every 50 ms, and
 VmHWM of the osp-ops Python process alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -54,20 +56,20 @@ SLUG = "bench"
 
 
 def _tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
+    """``root`` and its descendants, from /proc/<pid>/task/<tid>/children (cheap)."""
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
         out.append(pid)
-        todo.extend(children.get(pid, []))
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            with contextlib.suppress(OSError):
+                todo.extend(
+                    int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+                )
     return out
 
 
@@ -93,7 +95,7 @@ class Run:
 
 
 def run_tree(argv: list[str], env: dict[str, str]) -> Run:
-    """Run a command; sample the RSS of its process tree every 20 ms."""
+    """Run a command; sample the RSS of its process tree every 50 ms."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, text=True)
     peak = hwm = 0
@@ -101,7 +103,7 @@ def run_tree(argv: list[str], env: dict[str, str]) -> Run:
 
     def sample() -> None:
         nonlocal peak, hwm
-        while not done.wait(0.02):
+        while not done.wait(0.05):
             peak = max(peak, sum(_status_kib(p, "VmRSS") for p in _tree(proc.pid)))
             hwm = max(hwm, _status_kib(proc.pid, "VmHWM"))
 
@@ -257,6 +259,7 @@ def main() -> None:
             "pg_dump -Fp | zstd -3": sh(f"{pgb}/pg_dump -Fp | zstd -3 -q | wc -c"),
             "pg_dump -Fc -Z0 | zstd -3": sh(f"{pgb}/pg_dump -Fc -Z0 | zstd -3 -q | wc -c"),
             "pg_dump -Fc (gzip 6)": sh(f"{pgb}/pg_dump -Fc | wc -c"),
+            "pg_dump -Fc -Z0 alone": sh(f"{pgb}/pg_dump -Fc -Z0 | wc -c"),
             "osp-ops backup run": [*cli, "backup", "run", SLUG],
         }
         skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -371,10 +374,19 @@ def _report(results: dict[str, list[Run]], db_size: int, dump_size: int) -> None
         ("osp-ops backup run", True, "dump-and-upload step"),
     ]:
         mine = sec(osp, step)
-        for ref in ("pg_dump -Fp | zstd -3", "pg_dump -Fc -Z0 | zstd -3", "pg_dump -Fc (gzip 6)"):
+        for ref in (
+            "pg_dump -Fp | zstd -3",
+            "pg_dump -Fc -Z0 | zstd -3",
+            "pg_dump -Fc (gzip 6)",
+            "pg_dump -Fc -Z0 alone",
+        ):
             other = sec(ref)
             if mine and other:
                 print(f"  {label:28} vs {ref:28} {other / mine:5.2f}x")
+    ceiling, gzip = sec("pg_dump -Fc -Z0 alone"), sec("pg_dump -Fc (gzip 6)")
+    if ceiling and gzip:
+        print(f"  {'(ceiling) pg_dump -Fc -Z0 alone':28} vs {'pg_dump -Fc (gzip 6)':28} "
+              f"{gzip / ceiling:5.2f}x")  # fmt: skip
     raw = sec("restore: zstd -dc | pg_restore")
     for step, label in [(False, "backup restore (whole CLI)"), (True, "restore-to-new-database")]:
         mine = sec("restore: osp-ops backup restore", step)
