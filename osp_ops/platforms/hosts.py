@@ -96,14 +96,23 @@ class HostsPlatform:
         playbooks_dir: Path | None = None,
         keep_runs: int = 20,
         local_vars: Mapping[str, Any] | None = None,
+        ansible_settings: Mapping[str, str] | None = None,
     ) -> None:
         """``local_vars``: extra host variables of the generated localhost inventory
-        (e.g. ``osp_postgresql_port``), used when ``settings.inventory`` is unset."""
+        (e.g. ``osp_postgresql_port``), used when ``settings.inventory`` is unset.
+
+        ``ansible_settings``: Ansible configuration as ``ANSIBLE_*`` environment
+        variables, over osp-ops' own (pipelining on; Ansible's default ``ssh_args`` keep
+        ControlPersist=60s). E.g. ``{"ANSIBLE_PIPELINING": "0"}``, or
+        ``{"ANSIBLE_SSH_ARGS": "-C -o ControlMaster=no"}`` for no ControlPersist."""
         self.settings = settings
         self.catalog = catalog
         self.playbooks_dir = playbooks_dir or default_playbooks_dir()
         self.keep_runs = keep_runs
         self.local_vars = dict(local_vars or {})
+        self.ansible_settings = dict(ansible_settings or {})
+        if bad := sorted(k for k in self.ansible_settings if not k.startswith("ANSIBLE_")):
+            raise ConfigError(f"ansible_settings are ANSIBLE_* variables, not {', '.join(bad)}")
         if not (self.playbooks_dir / "site_tenant.yml").is_file():
             raise ConfigError(f"playbooks not found in {self.playbooks_dir} (set ${PLAYBOOKS_ENV})")
 
@@ -341,6 +350,7 @@ class HostsPlatform:
                     "ANSIBLE_RETRY_FILES_ENABLED": "0",
                     "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
                     "ANSIBLE_PIPELINING": "1",
+                    **self.ansible_settings,
                     "PATH": _path(),
                 },
             )
