@@ -225,6 +225,7 @@ def take_backup(sc: StepContext) -> Manifest:
         recipients=recipients,
         app_version=(rec.observed_version if rec else None) or spec.app.version,
         row_counts=counts,
+        versions=admin.versions(),
         mac_key=manifest_key(secret),
         reporter=_say(sc),
     )

@@ -12,6 +12,7 @@ travel in ``env`` (``PGPASSWORD``), never on argv.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -81,6 +82,10 @@ class DatabaseAdmin(Protocol):
 
     def row_counts(self, database: str, tables: Sequence[str]) -> dict[str, int]:
         """Rows of each existing table of ``tables`` (schema public)."""
+        ...
+
+    def versions(self) -> dict[str, str]:
+        """``server`` and ``pg_dump`` versions for the manifest (missing ones left out)."""
         ...
 
 
@@ -242,6 +247,28 @@ class PsqlAdmin:
         if self.wrap is not None:
             argv = self.wrap(argv)
         return Command(tuple(argv), {k: v for k, v in self.env.items() if k != "PGDATABASE"})
+
+    def versions(self) -> dict[str, str]:
+        """The server's version (SHOW server_version) and the pg_dump beside pg_restore."""
+        out: dict[str, str] = {}
+        with contextlib.suppress(PlatformError, IndexError):
+            out["server"] = self._run(["SHOW server_version"])[0].strip()
+        tool = next((i for i, a in enumerate(self.pg_restore) if a.endswith("pg_restore")), None)
+        if tool is not None:
+            argv: Sequence[str] = [
+                *self.pg_restore[:tool],
+                self.pg_restore[tool].removesuffix("pg_restore") + "pg_dump",
+                "--version",
+            ]
+            if self.wrap is not None:
+                argv = self.wrap(argv)
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                proc = subprocess.run(
+                    argv, capture_output=True, text=True, timeout=60, check=True,
+                    env={**os.environ, **self.env},
+                )  # fmt: skip
+                out["pg_dump"] = proc.stdout.strip()
+        return out
 
     def row_counts(self, database: str, tables: Sequence[str]) -> dict[str, int]:
         """Row counts of the tables that exist."""

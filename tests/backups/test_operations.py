@@ -118,6 +118,8 @@ def test_backup_list_verify_drill_restore_prune(tmp_path: Path, postgres: Postgr
     manifest = infos[0].manifest
     assert manifest is not None
     assert manifest.body.row_counts == {t: 50 for t in TABLES}
+    assert (manifest.body.postgres_version or "").startswith("15")
+    assert "pg_dump (PostgreSQL) 15" in (manifest.body.pg_dump_version or "")
     assert ctx.audit.entries(tenant=slug)
     cached = Backups(ctx.db).for_tenant(slug)
     assert [b.id for b in cached] == [infos[0].backup_id] and cached[0].verified_at

@@ -188,6 +188,7 @@ def test_backup_holds_database_files_and_row_counts(site: Site) -> None:
     assert {"db", "files", "spec"} <= names, names
     assert body["row_counts"]["topics_topic"] == 1
     assert body["row_counts"]["mediafiles_mediafile"] == 1
+    assert body["postgres_version"] and "pg_dump" in body["pg_dump_version"]
     # Encrypted at rest: the PDF's text is nowhere in the store.
     for p in (site.base / "data" / "backups").rglob("*"):
         if p.is_file():
