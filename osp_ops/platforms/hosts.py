@@ -34,6 +34,7 @@ from osp_ops.domain.spec import HostsPlatform as HostsPlacement
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms import tls
 from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult
+from osp_ops.procinfo import start_time
 from osp_ops.settings import Settings, TlsMode
 
 PLAYBOOKS_ENV = "OSP_OPS_PLAYBOOKS"
@@ -520,23 +521,13 @@ ORPHAN_WAIT = 120.0
 
 
 def _proc_id(pid: int) -> list[Any]:
-    return [pid, _proc_start(pid)]
-
-
-def _proc_start(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot); None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
+    return [pid, start_time(pid)]
 
 
 def _proc_alive(proc: Any) -> bool:
     if not (isinstance(proc, list) and len(proc) == 2 and proc[1] is not None):
         return False
-    return _proc_start(int(proc[0])) == str(proc[1])
+    return start_time(int(proc[0])) == str(proc[1])
 
 
 def _write_run_record(run_dir: Path, record: Mapping[str, Any]) -> None:

@@ -11,13 +11,13 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from osp_ops.domain.errors import LeaseHeldError, TemporaryError
+from osp_ops.procinfo import start_time
 from osp_ops.store.db import Database
 from osp_ops.store.tables import LeaseRow
 
@@ -32,22 +32,10 @@ class Lease:
     expires_at: float
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot); None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent: dead all the same
-        return None
-    return fields[19]
-
-
 def holder_id(label: str) -> str:
     """Identity of this process as a lease holder: ``label@host:pid:start``."""
     pid = os.getpid()
-    return f"{label}@{socket.gethostname()}:{pid}:{_start_time(pid) or 0}"
+    return f"{label}@{socket.gethostname()}:{pid}:{start_time(pid) or 0}"
 
 
 def holder_is_dead(holder: str) -> bool:
@@ -62,7 +50,7 @@ def holder_is_dead(holder: str) -> bool:
         return False
     if host != socket.gethostname():
         return False
-    return _start_time(int(pid)) != start
+    return start_time(int(pid)) != start
 
 
 class Leases:
