@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from osp_ops.backups import list_backups, verify_backup, verify_backups
+from osp_ops.backups import BackupInfo, list_backups, verify_backup, verify_backups
 from osp_ops.cli.common import context, run_inline
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.domain.errors import OspOpsError, Problem, SpecError
@@ -221,7 +221,7 @@ def restore(
 
 
 def _clone(
-    c: typer.Context, source: str, slug: str, info: Any, *, host: str | None, wait: float
+    c: typer.Context, source: str, slug: str, info: BackupInfo, *, host: str | None, wait: float
 ) -> None:
     """Create tenant ``slug`` from ``source``'s spec, then restore the backup into it."""
     ctx = context(c)

@@ -35,7 +35,6 @@ from osp_ops.backups import (
     new_identity,
     open_store,
     prune,
-    read_manifest,
     restore_backup,
     run_backup,
     verify_backup,
@@ -151,10 +150,9 @@ class _MeteredSource:
         self.inner.kill()
 
 
-def _source(cmd: Command, kind: str, sc: StepContext | None = None, label: str = "") -> Source:
-    source: Source = CommandSource(argv=list(cmd.argv), env=dict(cmd.env), kind=kind)
-    if sc is None:
-        return source
+def _source(cmd: Command, kind: str, sc: StepContext, label: str) -> Source:
+    """The command as a backup source that reports its progress on ``sc``."""
+    source = CommandSource(argv=list(cmd.argv), env=dict(cmd.env), kind=kind)
 
     def report(n: int, seconds: float) -> None:
         message = f"{label}: {_mb(n)} read, {_rate(n, seconds)}"
@@ -248,15 +246,18 @@ def take_backup(sc: StepContext) -> Manifest:
     return manifest
 
 
-def verify_and_record(sc: StepContext, backup_id: str) -> str:
-    """Verify end to end with the tenant key; BackupError on any problem."""
-    secret, _ = tenant_keys(sc.ctx, sc.spec.slug)
+def verify_and_record(sc: StepContext, backup_id: str, source: str | None = None) -> str:
+    """Verify end to end with the key of ``source`` (default: the tenant itself);
+    BackupError on any problem. The cache records it for the tenant's own backups."""
+    tenant = source or sc.spec.slug
+    secret, _ = tenant_keys(sc.ctx, tenant)
     report = verify_backup(
-        store_for(sc.ctx), sc.spec.slug, backup_id, [secret], mac_key=manifest_key(secret)
+        store_for(sc.ctx), tenant, backup_id, [secret], mac_key=manifest_key(secret)
     )
     report.raise_for_problems()
-    Backups(sc.ctx.db).mark_verified(backup_id)
-    return f"verified {backup_id}: {_mb(report.bytes_read)} read ({_rate(report.bytes_read, report.seconds)})"
+    if tenant == sc.spec.slug:
+        Backups(sc.ctx.db).mark_verified(backup_id)
+    return f"verified {tenant}/{backup_id}: {_mb(report.bytes_read)} read ({_rate(report.bytes_read, report.seconds)})"
 
 
 def cleanup_incomplete(sc: StepContext) -> str:
@@ -409,36 +410,26 @@ def _restore_database(
 def _restore_files(sc: StepContext, backup_id: str, name: str, *, source: str) -> bool:
     """Extract ``source``'s uploaded files beside the live ones; False when there are none."""
     access = access_for(sc.ctx, sc.spec)
-    secret, _ = tenant_keys(sc.ctx, source)
-    mac = manifest_key(secret)
-    manifest = read_manifest(store_for(sc.ctx), source, backup_id, mac_key=mac)
-    if not isinstance(access, FilesAccess) or manifest.body.object("files") is None:
+    if not isinstance(access, FilesAccess):
         return False
+    secret, _ = tenant_keys(sc.ctx, source)
     cmd = access.files_restore_command(sc.spec, name)
-    restore_backup(
+    report = restore_backup(
         store=store_for(sc.ctx),
         tenant=source,
         backup_id=backup_id,
         identities=[secret],
         files_command=Sink(cmd.argv, cmd.env),
-        mac_key=mac,
+        mac_key=manifest_key(secret),
         verify_first=False,
         reporter=_say(sc),
     )
-    return True
+    return report.files_restored
 
 
 def verify_backup_step(sc: StepContext) -> str:
     """Verify the backup to restore before touching anything."""
-    source, backup_id = _source_tenant(sc), _param(sc, "backup_id")
-    secret, _ = tenant_keys(sc.ctx, source)
-    report = verify_backup(
-        store_for(sc.ctx), source, backup_id, [secret], mac_key=manifest_key(secret)
-    )
-    report.raise_for_problems()
-    if source == sc.spec.slug:
-        Backups(sc.ctx.db).mark_verified(backup_id)
-    return f"verified {source}/{backup_id}: {_mb(report.bytes_read)} read"
+    return verify_and_record(sc, _param(sc, "backup_id"), _source_tenant(sc))
 
 
 def restore_to_new_database(sc: StepContext) -> str:
@@ -498,9 +489,7 @@ def switch_files(sc: StepContext) -> str:
     if not new or not retired or not isinstance(access, FilesAccess):
         return "no files to switch"
     if str(new) not in access.list_files(sc.spec, str(new)):
-        steps = {s.name: s.output or "" for s in sc.ctx.operations.get(sc.op.id).steps}
-        if not steps.get("restore-files", "").startswith("files restored"):
-            return "no files were restored"
+        return "nothing to switch (no files restored, or switched already)"
     access.switch_files(sc.spec, new=str(new), retired=str(retired))
     return f"uploaded files switched; the old ones are in {retired}"
 
@@ -642,15 +631,16 @@ def drop_retired(
 # -- drill -----------------------------------------------------------------------------
 
 
-def _drill_app(sc: StepContext, scratch: str, files: str | None) -> str:
-    """Scratch app on the restored data where the platform can run one; '' when fine."""
+def _drill_app(sc: StepContext, scratch: str, files: str | None) -> tuple[str, str]:
+    """(app check, problem): a scratch app on the restored data where the platform can
+    run one (``ok``/``failed``), else ``not run``; the problem is '' when fine."""
     platform = sc.platform
     if not isinstance(platform, AppDrill):
-        return ""
+        return "not run", ""
     result = platform.drill_app(
         spec=sc.spec, database=scratch, files=files, secrets=sc.secrets(), reporter=sc.report
     )
-    return "" if result.ok else f"scratch app: {result.output or 'failed'}"
+    return ("ok", "") if result.ok else ("failed", f"scratch app: {result.output or 'failed'}")
 
 
 def drill(sc: StepContext) -> str:
@@ -685,8 +675,7 @@ def drill(sc: StepContext) -> str:
         if found != expected:
             problem = f"row counts differ: manifest {expected}, restored {found}"
         else:
-            problem = _drill_app(sc, scratch, files_dir if restored_files else None)
-            app_check = "failed" if problem else "ok"
+            app_check, problem = _drill_app(sc, scratch, files_dir if restored_files else None)
         rto = round(time.monotonic() - t0, 3)
         result = "failed" if problem else "ok"
     except (BackupError, NotFoundError, PlatformError) as e:

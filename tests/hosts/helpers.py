@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from osp_ops.domain.catalog import default_catalog
 from osp_ops.domain.spec import TenantSpec, parse_spec, validate_spec
@@ -192,6 +194,33 @@ def files_containing(root: Path, needles: list[str]) -> list[str]:
             data = p.read_bytes()
             found += [f"{p}: {n.decode()}" for n in raw if n in data]
     return found
+
+
+def new_host_base(prefix: str) -> Path:
+    """A fresh ``/tmp/<prefix>…`` directory with an empty ``root`` (the host root) in it.
+
+    Short paths: Unix sockets (PostgreSQL, the apps) must stay under 108 bytes.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    base.chmod(0o755)
+    (base / "root").mkdir(mode=0o755)
+    return base
+
+
+def local_inventory(base: Path, *, http: int, https: int, pg_port: int) -> Path:
+    """``<base>/inventory.yml``: localhost (connection local) with the host root
+    ``<base>/root`` and these ports, for the CLI (``OSP_OPS_INVENTORY``)."""
+    localhost = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "osp_host_root": str(base / "root"),
+        "osp_http_port": http,
+        "osp_https_port": https,
+        "osp_postgresql_port": pg_port,
+    }
+    path = base / "inventory.yml"
+    path.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": localhost}}}))
+    return path
 
 
 def stop_supervisord(host_root: Path) -> None:

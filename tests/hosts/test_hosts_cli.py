@@ -12,7 +12,6 @@ import os
 import ssl
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from tests.fixtures.procs import free_port
-from tests.hosts.helpers import stop_supervisord
+from tests.hosts.helpers import local_inventory, new_host_base, stop_supervisord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -115,34 +114,17 @@ class OpenSlides:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    # Short paths: Unix sockets (PostgreSQL, the apps) must stay under 108 bytes.
-    base = Path(tempfile.mkdtemp(prefix="osp-b-", dir="/tmp"))
-    base.chmod(0o755)
-    (base / "root").mkdir(mode=0o755)
+    base = new_host_base("osp-b-")
     (base / "tenants").mkdir()
     http, https, pg_port = free_port(), free_port(), free_port()
-    inventory = {
-        "all": {
-            "hosts": {
-                "localhost": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": "/usr/bin/python3",
-                    "osp_host_root": str(base / "root"),
-                    "osp_http_port": http,
-                    "osp_https_port": https,
-                    "osp_postgresql_port": pg_port,
-                }
-            }
-        }
-    }
-    (base / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    inventory = local_inventory(base, http=http, https=https, pg_port=pg_port)
     spec = yaml.safe_load((REPO / "tenants" / "nanterre.yaml").read_text())
     (base / "tenants" / "nanterre.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
     env = {
         **os.environ,
         "OSP_OPS_DATA_DIR": str(base / "data"),
         "OSP_OPS_TENANTS_DIR": str(base / "tenants"),
-        "OSP_OPS_INVENTORY": str(base / "inventory.yml"),
+        "OSP_OPS_INVENTORY": str(inventory),
         "OSP_OPS_HOST_ROOT": str(base / "root"),
         "OSP_OPS_HTTP_PORT": str(http),
         "OSP_OPS_HTTPS_PORT": str(https),

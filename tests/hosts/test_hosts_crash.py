@@ -27,7 +27,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,7 +41,16 @@ from osp_ops.engine.steps import KINDS
 from osp_ops.platforms.hosts import HostsPlatform
 from osp_ops.settings import Settings
 from tests.fixtures.procs import free_port
-from tests.hosts.helpers import VERSION, get, login, make_spec, stop_supervisord, timed
+from tests.hosts.helpers import (
+    VERSION,
+    get,
+    local_inventory,
+    login,
+    make_spec,
+    new_host_base,
+    stop_supervisord,
+    timed,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
@@ -152,22 +160,10 @@ def _processes_with(needle: str) -> list[tuple[int, str]]:
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[Host]:
-    # Short paths: Unix sockets (PostgreSQL, the apps) must stay under 108 bytes.
-    base = Path(tempfile.mkdtemp(prefix="osp-k-", dir="/tmp"))
-    base.chmod(0o755)
+    base = new_host_base("osp-k-")
     root = base / "root"
-    root.mkdir(mode=0o755)
     pg_port, http, https = free_port(), free_port(), free_port()
-    inventory = base / "inventory.yml"
-    localhost = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": "/usr/bin/python3",
-        "osp_host_root": str(root),
-        "osp_http_port": http,
-        "osp_https_port": https,
-        "osp_postgresql_port": pg_port,
-    }
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": localhost}}}))
+    inventory = local_inventory(base, http=http, https=https, pg_port=pg_port)
     settings = Settings(data_dir=base / "data", host_root=str(root), inventory=inventory,
                         http_port=http, https_port=https)  # fmt: skip
     h = Host(

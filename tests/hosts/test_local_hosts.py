@@ -10,7 +10,6 @@ import json
 import os
 import ssl
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from tests.hosts.helpers import (
     get,
     login,
     make_secrets,
+    new_host_base,
     repo_spec,
     stop_supervisord,
     timed,
@@ -61,11 +61,8 @@ class Host:
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[Host]:
-    # Short paths: Unix sockets (PostgreSQL, the apps) must stay under 108 bytes.
-    base = Path(tempfile.mkdtemp(prefix="osp-h-", dir="/tmp"))
-    base.chmod(0o755)
+    base = new_host_base("osp-h-")
     root = base / "root"
-    root.mkdir(mode=0o755)
     pg_port = free_port()
     settings = Settings(
         data_dir=base / "data",
