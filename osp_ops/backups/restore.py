@@ -164,14 +164,17 @@ def restore_backup(
     prefix = backup_prefix(tenant, backup_id)
     db = manifest.body.object("database")
     files = manifest.body.object("files")
-    sink = target_command
-    if target_dsn is not None and db is not None:
-        sink = _database_sink(db, target_dsn, bin_dir, pg_restore_args)
-    if sink is not None:
+    sink: Sink | None = None
+    if target_dsn is not None or target_command is not None:
         if db is None:
             raise BackupError(f"backup {backup_id} has no database dump")
-        if target_command is not None and db.format != "pg_dump-custom":
+        if target_command is None:
+            assert target_dsn is not None
+            sink = _database_sink(db, target_dsn, bin_dir, pg_restore_args)
+        elif db.format != "pg_dump-custom":
             raise BackupError(f"{db.name}: format {db.format!r} needs a DSN to restore into")
+        else:
+            sink = target_command
         report(f"restoring the database from {db.name}")
         _feed(store=store, prefix=prefix, entry=db, identities=identities, sink=sink)
     if target_dir is not None and files is not None:

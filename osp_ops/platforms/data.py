@@ -174,6 +174,7 @@ class PsqlAdmin:
     psql: tuple[str, ...]
     env: Mapping[str, str]
     pg_restore: tuple[str, ...] = ("pg_restore",)  # the same connection options as psql
+    pg_dump: tuple[str, ...] = ("pg_dump",)  # no options: only asked for its version
     maintenance_db: str = "postgres"
     timeout: float = 300.0
     # Wraps the whole psql argv (e.g. into an ssh remote command); None runs it here.
@@ -249,25 +250,19 @@ class PsqlAdmin:
         return Command(tuple(argv), {k: v for k, v in self.env.items() if k != "PGDATABASE"})
 
     def versions(self) -> dict[str, str]:
-        """The server's version (SHOW server_version) and the pg_dump beside pg_restore."""
+        """The server's version (SHOW server_version) and ``pg_dump --version``."""
         out: dict[str, str] = {}
         with contextlib.suppress(PlatformError, IndexError):
             out["server"] = self._run(["SHOW server_version"])[0].strip()
-        tool = next((i for i, a in enumerate(self.pg_restore) if a.endswith("pg_restore")), None)
-        if tool is not None:
-            argv: Sequence[str] = [
-                *self.pg_restore[:tool],
-                self.pg_restore[tool].removesuffix("pg_restore") + "pg_dump",
-                "--version",
-            ]
-            if self.wrap is not None:
-                argv = self.wrap(argv)
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                proc = subprocess.run(
-                    argv, capture_output=True, text=True, timeout=60, check=True,
-                    env={**os.environ, **self.env},
-                )  # fmt: skip
-                out["pg_dump"] = proc.stdout.strip()
+        argv: Sequence[str] = [*self.pg_dump, "--version"]
+        if self.wrap is not None:
+            argv = self.wrap(argv)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=60, check=True,
+                env={**os.environ, **self.env},
+            )  # fmt: skip
+            out["pg_dump"] = proc.stdout.strip()
         return out
 
     def row_counts(self, database: str, tables: Sequence[str]) -> dict[str, int]:
@@ -321,5 +316,6 @@ class SharedServerAccess:
             psql=(self._tool("psql"),),
             env=env,
             pg_restore=(self._tool("pg_restore"),),
+            pg_dump=(self._tool("pg_dump"),),
             maintenance_db=maintenance,
         )

@@ -118,12 +118,13 @@ class HostLayout:
             return tuple(argv)
         return (*prefix, "--", shlex.join(argv))
 
+    def postgres_tool(self, tool: str) -> tuple[str, ...]:
+        """A PostgreSQL tool of the host run as ``postgres`` (no connection options)."""
+        return ("runuser", "-u", "postgres", "--", f"{self.bindir}/{tool}")
+
     def as_postgres(self, tool: str) -> tuple[str, ...]:
         """A PostgreSQL tool run as ``postgres`` over the cluster's socket."""
-        return (
-            "runuser", "-u", "postgres", "--", f"{self.bindir}/{tool}",
-            "-h", self.socket_dir, "-p", str(self.port),
-        )  # fmt: skip
+        return (*self.postgres_tool(tool), "-h", self.socket_dir, "-p", str(self.port))
 
 
 class HostsBackupAccess:
@@ -177,6 +178,7 @@ class HostsBackupAccess:
             psql=layout.as_postgres("psql"),
             env={},
             pg_restore=layout.as_postgres("pg_restore"),
+            pg_dump=layout.postgres_tool("pg_dump"),
             wrap=layout.on_host,
         )
 
