@@ -78,6 +78,27 @@ class Settings(BaseSettings):
         None, description="Admin DSN of the shared PostgreSQL of Kubernetes tenants."
     )
     helm_binary: str = Field("helm", description="helm executable.")
+    app_storage: Literal["volume", "s3"] = Field(
+        "volume",
+        description="Uploads of Kubernetes tenants: the chart's volume, or a bucket per "
+        "tenant that osp-ops creates, credentials, backs up and restores (s3).",
+    )
+    app_s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint of the tenants' buckets, as osp-ops reaches it."
+    )
+    app_s3_pod_endpoint_url: str | None = Field(
+        None, description="The same endpoint as the pods reach it; app_s3_endpoint_url if unset."
+    )
+    app_s3_region: str = Field("us-east-1", description="Region of the tenants' buckets.")
+    app_s3_access_key_id: str | None = Field(
+        None, description="Access key osp-ops and the apps use for the tenants' buckets."
+    )
+    app_s3_secret_access_key: SecretStr | None = Field(
+        None, description="Secret of app_s3_access_key_id."
+    )
+    app_s3_bucket_prefix: str = Field(
+        "osp-", description="Tenant buckets are named <prefix><slug>."
+    )
     restore_grace_days: float = Field(
         7.0,
         ge=0,
@@ -98,6 +119,15 @@ class Settings(BaseSettings):
         """The backup store URL, defaulting to a local directory."""
         return self.backup_url or f"file://{self.data_dir / 'backups'}"
 
+    def app_s3_keys(self) -> tuple[str, str]:
+        """(access key id, secret) of the tenants' buckets; ConfigError if one is missing."""
+        key, secret = self.app_s3_access_key_id, self.app_s3_secret_access_key
+        if not key or secret is None:
+            raise ConfigError(
+                "app_storage is s3: set app_s3_access_key_id and app_s3_secret_access_key"
+            )
+        return key, secret.get_secret_value()
+
     @property
     def effective_master_key_file(self) -> Path:
         """The master key path."""
@@ -116,7 +146,7 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-SECRET_FIELDS = frozenset({"platform_db_admin_dsn"})
+SECRET_FIELDS = frozenset({"platform_db_admin_dsn", "app_s3_secret_access_key"})
 
 
 def config_file_path(explicit: Path | None) -> Path | None:

@@ -262,9 +262,12 @@ class S3Store:
         return {"ObjectLockMode": self.object_lock_mode, "ObjectLockRetainUntilDate": until}
 
     # -- writing
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> tuple[int, str]:
+    def put_stream(
+        self, key: str, chunks: Iterable[bytes], *, content_type: str | None = None
+    ) -> tuple[int, str]:
         """Upload the stream (multipart past one part); return (size, sha256)."""
         full = self._full(key)
+        extra = {**self._lock_args(), **({"ContentType": content_type} if content_type else {})}
         digest = hashlib.sha256()
         size = 0
         buf = _Parts()
@@ -283,12 +286,12 @@ class S3Store:
                     Bucket=self.bucket,
                     Key=full,
                     Body=cast(IO[bytes], buf.take(size)),
-                    **self._lock_args(),
+                    **extra,
                 )
             except Exception as e:
                 raise translate(e, f"cannot upload {key}") from e
             return size, digest.hexdigest()
-        return self._multipart(key, full, buf, it, digest, size)
+        return self._multipart(key, full, buf, it, digest, size, extra)
 
     def _multipart(
         self,
@@ -298,11 +301,12 @@ class S3Store:
         rest: Iterator[bytes],
         digest: Any,
         size: int,
+        extra: dict[str, Any],
     ) -> tuple[int, str]:
         try:
-            upload_id = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=full, **self._lock_args()
-            )["UploadId"]
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full, **extra)[
+                "UploadId"
+            ]
         except Exception as e:
             raise translate(e, f"cannot start the upload of {key}") from e
         failpoints.hit("backup:after-multipart-create")
@@ -410,6 +414,15 @@ class S3Store:
                     raise translate(e2, f"cannot read {key}") from e2
                 body = resp["Body"]
 
+    def get_object_stream(self, key: str) -> tuple[int, str | None, Iterator[bytes]]:
+        """(size, content type, chunks) of an object; the chunks resume like ``get_stream``."""
+        full = self._full(key)
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=full)
+        except Exception as e:
+            raise translate(e, f"cannot read {key}") from e
+        return int(resp["ContentLength"]), resp.get("ContentType"), self._chunks(key, full, resp)
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """A byte range of an object."""
         if length <= 0:
@@ -460,6 +473,72 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
         except Exception as e:
             raise translate(e, f"cannot delete {key}") from e
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete objects in batches of 1000 (DeleteObjects); return how many were asked."""
+        count = 0
+        it = iter(keys)
+        while batch := list(itertools.islice(it, 1000)):
+            objects = [{"Key": self._full(k)} for k in batch]
+            try:
+                resp = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": objects, "Quiet": True},  # type: ignore[typeddict-item]
+                )
+            except Exception as e:
+                raise translate(e, f"cannot delete {len(objects)} objects") from e
+            if resp.get("Errors"):
+                err = resp["Errors"][0]
+                raise BackupError(f"cannot delete {err.get('Key')}: {err.get('Code')}")
+            count += len(objects)
+        return count
+
+    def copy(self, source: str, target: str) -> None:
+        """Server-side copy in this bucket (multipart copy past 5 GiB), type and metadata kept."""
+        try:
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": self._full(source)}, self.bucket, self._full(target)
+            )
+        except Exception as e:
+            raise translate(e, f"cannot copy {source} to {target}") from e
+
+    # -- buckets
+    def ensure_bucket(self) -> bool:
+        """Create the bucket unless it exists (and is ours); True if it was created."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return False
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                raise translate(e, f"cannot check bucket {self.bucket}") from e
+        except Exception as e:
+            raise translate(e, f"cannot check bucket {self.bucket}") from e
+        try:
+            self.client.create_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                raise translate(e, f"cannot create bucket {self.bucket}") from e
+        except Exception as e:
+            raise translate(e, f"cannot create bucket {self.bucket}") from e
+        return True
+
+    def delete_bucket(self) -> bool:
+        """Delete every object, the pending uploads and the bucket; False if it was gone."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            raise translate(e, f"cannot check bucket {self.bucket}") from e
+        except Exception as e:
+            raise translate(e, f"cannot check bucket {self.bucket}") from e
+        self.cleanup_incomplete("")
+        self.delete_many(o.key for o in self.list(""))
+        try:
+            self.client.delete_bucket(Bucket=self.bucket)
+        except Exception as e:
+            raise translate(e, f"cannot delete bucket {self.bucket}") from e
+        return True
 
     # -- housekeeping
     def incomplete_uploads(self, prefix: str) -> builtins.list[tuple[str, str]]:

@@ -44,6 +44,7 @@ from osp_ops.backups.restore import PG_RESTORE_ARGS, Sink
 from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError, PlatformError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec, validate_spec
+from osp_ops.engine import app_storage
 from osp_ops.engine.context import Context
 from osp_ops.engine.steps import Kind, StepContext, register
 from osp_ops.platforms.base import AppDrill, Event
@@ -86,7 +87,10 @@ def access_for(ctx: Context, spec: TenantSpec) -> BackupAccess:
         dsn = ctx.settings.platform_db_admin_dsn
         if dsn is None:
             raise ConfigError("platform_db_admin_dsn is not set: cannot reach tenant databases")
-        return SharedServerAccess(dsn.get_secret_value())
+        database = SharedServerAccess(dsn.get_secret_value())
+        if app_storage.enabled(ctx.settings, spec):
+            return app_storage.BucketBackupAccess(database, ctx.settings)
+        return database
     if getattr(platform, "name", "") == "fake":
         raise ConfigError(f"the fake platform holds no data of {spec.slug!r} to back up")
     if spec.platform.kind == "hosts":

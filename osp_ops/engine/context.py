@@ -7,12 +7,14 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
 
+from osp_ops.domain import redaction
 from osp_ops.domain.catalog import Catalog, default_catalog
 from osp_ops.domain.errors import ConfigError
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.base import Platform
-from osp_ops.settings import Settings
+from osp_ops.settings import SECRET_FIELDS, Settings
 from osp_ops.store.audit import AuditLog
 from osp_ops.store.db import Database
 from osp_ops.store.leases import Leases
@@ -99,6 +101,7 @@ def build_context(
     """Open the state DB (migrating it) and wire the stores and platforms."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     catalog = catalog or default_catalog()
+    _register_setting_secrets(settings)
     return Context(
         settings=settings,
         db=Database(settings.effective_state_url),
@@ -106,3 +109,14 @@ def build_context(
         actor=actor or default_actor(),
         platform_factory=platform_factory or default_platform_factory(settings, catalog),
     )
+
+
+def _register_setting_secrets(settings: Settings) -> None:
+    """Mask the settings' secrets (the S3 key, the admin DSN's password) in recorded text."""
+    for name in SECRET_FIELDS:
+        value = getattr(settings, name)
+        if value is not None:
+            redaction.register(value.get_secret_value())
+            password = urlsplit(value.get_secret_value()).password
+            if password:
+                redaction.register(unquote(password))

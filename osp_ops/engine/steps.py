@@ -10,6 +10,7 @@ from typing import Any
 from osp_ops.domain.errors import PlatformError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec
+from osp_ops.engine import app_storage
 from osp_ops.engine.context import Context
 from osp_ops.platforms.base import SECRET_NAMES, Platform, Reporter
 from osp_ops.store.operations import OperationInfo
@@ -68,9 +69,10 @@ def generate_secrets(sc: StepContext) -> str:
 
 
 def provision(sc: StepContext) -> str:
-    """Database, directories, TLS on the platform."""
+    """Upload bucket (if osp-ops keeps one), then database, directories, TLS on the platform."""
+    bucket = app_storage.ensure_bucket(sc.ctx.settings, sc.spec)
     change = sc.platform.provision(spec=sc.spec, secrets=sc.secrets(), reporter=sc.report)
-    return f"changed={change.changed}"
+    return f"changed={change.changed}" + (f"; {bucket}" if bucket else "")
 
 
 def deploy(sc: StepContext) -> str:
@@ -134,8 +136,10 @@ def resume(sc: StepContext) -> str:
 
 
 def destroy(sc: StepContext) -> str:
-    """Remove everything the tenant had on its platform."""
-    return f"changed={sc.platform.destroy(spec=sc.spec, reporter=sc.report).changed}"
+    """Remove everything the tenant had on its platform, then its upload bucket."""
+    changed = sc.platform.destroy(spec=sc.spec, reporter=sc.report).changed
+    bucket = app_storage.delete_bucket(sc.ctx.settings, sc.spec)
+    return f"changed={changed}" + (f"; {bucket}" if bucket else "")
 
 
 def forget_secrets(sc: StepContext) -> str:

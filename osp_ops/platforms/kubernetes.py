@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from kubernetes import config as kube_config
@@ -325,6 +326,7 @@ class KubernetesPlatform:
         self._render_cache: dict[str, list[dict[str, Any]]] = {}
         self._chart_digests: dict[Path, str] = {}
         self._db_cidr: str | None = None
+        self._s3_egress: list[dict[str, Any]] | None = None
         self._dbs: pgtenant.TenantDatabases | None = None
         self._lock = threading.Lock()
 
@@ -388,15 +390,30 @@ class KubernetesPlatform:
             if dsn is None:
                 return None
             host = pgtenant.server_address(dsn.get_secret_value()).host
-            try:
-                ip = ipaddress.ip_address(host)
-            except ValueError:
-                try:
-                    ip = ipaddress.ip_address(socket.getaddrinfo(host, None)[0][4][0])
-                except OSError as e:
-                    raise TemporaryError(f"cannot resolve the database host {host}: {e}") from e
-            self._db_cidr = f"{ip}/{ip.max_prefixlen}"
+            self._db_cidr = self._cidr(host)
         return self._db_cidr
+
+    def s3_egress(self) -> list[dict[str, Any]]:
+        """The tenants' S3 endpoint as ``{cidr, ports}`` for the egress NetworkPolicy."""
+        endpoint = self.settings.app_s3_pod_endpoint_url or self.settings.app_s3_endpoint_url
+        if self.settings.app_storage != "s3" or not endpoint:
+            return []  # AWS: list its ranges in the overlay (networkPolicy.egress.s3)
+        if self._s3_egress is None:
+            parts = urlsplit(endpoint)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            self._s3_egress = [{"cidr": self._cidr(parts.hostname or ""), "ports": [port]}]
+        return self._s3_egress
+
+    @staticmethod
+    def _cidr(host: str) -> str:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            try:
+                ip = ipaddress.ip_address(socket.getaddrinfo(host, None)[0][4][0])
+            except OSError as e:
+                raise TemporaryError(f"cannot resolve {host}: {e}") from e
+        return f"{ip}/{ip.max_prefixlen}"
 
     def _helm(self) -> str:
         binary = self.settings.helm_binary
@@ -420,7 +437,7 @@ class KubernetesPlatform:
         return chart
 
     def secret_data(self, spec: TenantSpec, secrets: Mapping[str, str]) -> dict[str, str]:
-        """The Secret's content: DATABASE_URL, SECRET_KEY_BASE, ADMIN_PASSWORD."""
+        """The Secret's content: DATABASE_URL, SECRET_KEY_BASE, ADMIN_PASSWORD (+ S3 keys)."""
         missing = [k for k in ("db_password", "secret_key", "admin_password") if k not in secrets]
         if missing:
             raise PlatformError(f"{spec.slug}: secrets missing: {', '.join(missing)}")
@@ -430,7 +447,15 @@ class KubernetesPlatform:
             ),
             "SECRET_KEY_BASE": secrets["secret_key"],
             "ADMIN_PASSWORD": secrets["admin_password"],
+            **self._s3_keys(),
         }
+
+    def _s3_keys(self) -> dict[str, str]:
+        """The bucket keys of ``app_storage: s3`` (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)."""
+        if self.settings.app_storage != "s3":
+            return {}
+        key, secret = self.settings.app_s3_keys()
+        return {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
 
     # -- rendering -----------------------------------------------------------
 
@@ -453,6 +478,7 @@ class KubernetesPlatform:
             secret_hash=secret_hash,
             suspended=suspended,
             overlay=self.overlay,
+            s3_egress=self.s3_egress(),
         )
         namespace = namespace_for(spec.slug)
         with self._lock:

@@ -147,23 +147,38 @@ class TenantDatabases:
         return created
 
     def drop(self, slug: str) -> bool:
-        """Drop the tenant's database and role (connections are ended); True if one existed."""
+        """Drop the tenant's databases and role (connections are ended); True if one existed.
+
+        The tenant's databases are its own and those restores and drills left beside it
+        (``<db>_old_<ts>``, ``<db>_r<ts>``, ``<db>_drill_<hex>``, owned by its role):
+        deleting the tenant is the operator's confirmation that they may go too.
+        """
         name = db_name_for(slug)
         ident = sql.Identifier(name)
         with self._lock:
             try:
                 conn = self._connection()
+                databases = [
+                    str(r[0])
+                    for r in conn.execute(
+                        "SELECT datname FROM pg_database WHERE datname = %s OR (datname LIKE %s"
+                        " AND datdba = (SELECT oid FROM pg_roles WHERE rolname = %s))",
+                        (name, name.replace("_", "\\_") + "\\_%", name),
+                    ).fetchall()
+                ]
                 row = conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s),"
-                    " EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)",
-                    (name, name),
+                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)", (name,)
                 ).fetchone()
                 assert row is not None
-                db_exists, role_exists = row
-                if db_exists:
-                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+                role_exists = row[0]
+                for db in sorted(databases, key=lambda d: d != name):
+                    db_ident = sql.Identifier(db)
+                    conn.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(db_ident)
+                    )
                 if role_exists:
                     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
             except psycopg.Error as e:
                 raise _failed("drop", name, e) from e
+        db_exists = bool(databases)
         return bool(db_exists or role_exists)

@@ -17,12 +17,13 @@ Names (documented in docs/platform-kubernetes.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from osp_ops.domain.catalog import Catalog
 from osp_ops.domain.plans import PLANS, Plan, Resources
 from osp_ops.domain.spec import TenantSpec
+from osp_ops.domain.storage import tenant_bucket
 from osp_ops.settings import Settings, TlsMode
 
 MANAGED_BY = "osp-ops"
@@ -85,6 +86,7 @@ def helm_values(
     suspended: bool = False,
     overlay: Mapping[str, Any] | None = None,
     plan: Plan | None = None,
+    s3_egress: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The chart values of ``spec`` running ``version``.
 
@@ -94,8 +96,11 @@ def helm_values(
     pods. ``suspended``: maintenance mode (web and worker at 0, a maintenance page).
     ``overlay``: operator-wide values merged last (storage class and access modes, ingress
     class, egress CIDRs of S3/SMTP ...); it cannot change the tenant's identity or labels.
-    Storage is the overlay's: a plan with several web replicas needs ReadWriteMany
-    volumes or S3, and the chart says so when the overlay gives neither.
+    Storage is the overlay's (a plan with several web replicas needs ReadWriteMany
+    volumes or S3, and the chart says so when the overlay gives neither), except with
+    ``settings.app_storage == "s3"``: then it is the tenant's own bucket, which the
+    overlay cannot change, and ``s3_egress`` (``{cidr, ports}`` of the endpoint) opens
+    the egress NetworkPolicy to it unless the overlay lists its own.
     """
     app = catalog.app(spec.app.name)
     entry = app.version(version)
@@ -147,10 +152,32 @@ def helm_values(
         "pdb": {"enabled": plan.web_replicas > 1},
         "extraEnv": [{"name": "OSP_OPS_TENANT", "value": spec.slug}],
     }
+    storage = _storage(spec, settings)
+    if storage:
+        values["storage"] = storage
+        values["networkPolicy"]["egress"]["s3"] = [dict(e) for e in s3_egress]
     if overlay:
         values = deep_merge(values, overlay)
         # The tenant's identity is not the overlay's to change.
         values["commonLabels"] = {**dict(values.get("commonLabels") or {}), **labels}
         values["tenant"] = {"slug": spec.slug, "displayName": spec.name}
         values["secrets"] = {"existingSecret": secret_name_for(spec.app.name)}
+        if storage:
+            values["storage"] = storage
     return values
+
+
+def _storage(spec: TenantSpec, settings: Settings) -> dict[str, Any] | None:
+    """The tenant's bucket with ``app_storage: s3`` (keys in the Secret), else None."""
+    if settings.app_storage != "s3":
+        return None
+    endpoint = settings.app_s3_pod_endpoint_url or settings.app_s3_endpoint_url or ""
+    return {
+        "type": "s3",
+        "s3": {
+            "bucket": tenant_bucket(settings.app_s3_bucket_prefix, spec.slug),
+            "endpoint": endpoint,
+            "region": settings.app_s3_region,
+            "forcePathStyle": bool(endpoint),
+        },
+    }

@@ -1,0 +1,126 @@
+"""Kubernetes tenants' uploads in a bucket per tenant (``settings.app_storage = "s3"``).
+
+The engine creates the bucket before the platform provisions the tenant, deletes it
+after the platform destroyed the tenant, and gives the backup operations a
+``BackupAccess`` whose files are the bucket (``backups/bucket_archive.py``): the
+database part is ``SharedServerAccess``'s. The Kubernetes platform puts the bucket's
+name and keys in the chart values and the tenant's Secret.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from osp_ops.domain.spec import TenantSpec
+from osp_ops.domain.storage import tenant_bucket
+from osp_ops.platforms.data import Command, DatabaseAdmin, SharedServerAccess
+from osp_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from osp_ops.backups.s3 import S3Store
+
+# boto3 is imported only when a bucket is used (it costs ~25 MiB in every CLI process).
+
+
+def enabled(settings: Settings, spec: TenantSpec) -> bool:
+    """Whether ``spec``'s uploads live in a bucket osp-ops manages."""
+    return spec.platform.kind == "kubernetes" and settings.app_storage == "s3"
+
+
+def credentials(settings: Settings) -> dict[str, str]:
+    """The access key pair of the tenants' buckets, as ``S3Store`` takes it."""
+    key, secret = settings.app_s3_keys()
+    return {"access_key": key, "secret_key": secret}
+
+
+def tenant_store(settings: Settings, spec: TenantSpec) -> S3Store:
+    """The tenant's bucket as an ``S3Store`` (no prefix: the app writes at its root)."""
+    from osp_ops.backups.s3 import S3Store
+
+    return S3Store(
+        bucket=tenant_bucket(settings.app_s3_bucket_prefix, spec.slug),
+        endpoint_url=settings.app_s3_endpoint_url,
+        region=settings.app_s3_region,
+        credentials=credentials(settings),
+    )
+
+
+def ensure_bucket(settings: Settings, spec: TenantSpec) -> str | None:
+    """Create the tenant's bucket if needed; a line for the step output, None if not ours."""
+    if not enabled(settings, spec):
+        return None
+    store = tenant_store(settings, spec)
+    return f"bucket {store.bucket} {'created' if store.ensure_bucket() else 'exists'}"
+
+
+def delete_bucket(settings: Settings, spec: TenantSpec) -> str | None:
+    """Delete the tenant's bucket and every object in it (its backups stay)."""
+    if not enabled(settings, spec):
+        return None
+    store = tenant_store(settings, spec)
+    return f"bucket {store.bucket} {'deleted' if store.delete_bucket() else 'was gone'}"
+
+
+@dataclass
+class BucketBackupAccess:
+    """A Kubernetes tenant's data: its database on the shared server, its bucket's files."""
+
+    database: SharedServerAccess
+    settings: Settings
+
+    def _command(self, spec: TenantSpec, *args: str) -> Command:
+        creds = credentials(self.settings)
+        argv = (
+            sys.executable, "-m", "osp_ops.backups.bucket_archive", *args,
+            "--bucket", tenant_bucket(self.settings.app_s3_bucket_prefix, spec.slug),
+            "--endpoint", self.settings.app_s3_endpoint_url or "",
+            "--region", self.settings.app_s3_region,
+        )  # fmt: skip
+        env = {
+            "AWS_ACCESS_KEY_ID": creds["access_key"],
+            "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
+        }
+        return Command(argv, env)
+
+    def database_name(self, spec: TenantSpec) -> str:
+        """``osp_<slug>``."""
+        return self.database.database_name(spec)
+
+    def dump_command(self, spec: TenantSpec, secrets: Mapping[str, str]) -> Command:
+        """pg_dump of the tenant's database on the shared server."""
+        return self.database.dump_command(spec, secrets)
+
+    def database_admin(self, spec: TenantSpec) -> DatabaseAdmin:
+        """psql on the shared server."""
+        return self.database.database_admin(spec)
+
+    def files_command(self, spec: TenantSpec) -> Command:
+        """The bucket's live objects as a tar on stdout."""
+        return self._command(spec, "export")
+
+    def files_restore_command(self, spec: TenantSpec, name: str) -> Command:
+        """Extract a tar from stdin into ``.osp-ops/<name>/`` of the bucket (emptied first)."""
+        return self._command(spec, "import", "--name", name)
+
+    def switch_files(self, spec: TenantSpec, *, new: str, retired: str) -> None:
+        """Live objects -> ``.osp-ops/<retired>/``, ``.osp-ops/<new>/`` -> live."""
+        from osp_ops.backups import bucket_archive
+
+        bucket_archive.switch(tenant_store(self.settings, spec), new=new, retired=retired)
+
+    def list_files(self, spec: TenantSpec, pattern: str) -> list[str]:
+        """Staged copies whose name matches the shell ``pattern``."""
+        from osp_ops.backups import bucket_archive
+
+        found = bucket_archive.names(tenant_store(self.settings, spec))
+        return [n for n in found if fnmatch.fnmatchcase(n, pattern)]
+
+    def drop_files(self, spec: TenantSpec, name: str) -> None:
+        """Delete the staged copy ``name``."""
+        from osp_ops.backups import bucket_archive
+
+        bucket_archive.drop(tenant_store(self.settings, spec), name)
