@@ -27,12 +27,14 @@ from typing import IO
 from osp_ops.backups.objectstore import CHUNK, check_key
 from osp_ops.backups.s3 import S3Store
 from osp_ops.backups.streams import IterReader
-from osp_ops.domain.errors import NotFoundError, OspOpsError
+from osp_ops.domain.errors import BackupError, NotFoundError, OspOpsError
 from osp_ops.domain.storage import STAGING, staging_prefix
 
 CONTENT_TYPE = "OSPOPS.content_type"
+RESTORED = ".restored"  # <STAGING><name>.restored: the tar is all in <name>/
 COPIED = ".copied"  # <STAGING><retired>.copied: the live keys are all in <retired>/
 SWITCHED = ".switched"  # <STAGING><new>.switched: the staged keys are all live
+MARKERS = (RESTORED, COPIED, SWITCHED)
 
 
 def live_keys(store: S3Store) -> list[str]:
@@ -69,7 +71,7 @@ def _member_chunks(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 def import_tar(store: S3Store, name: str, stream: IO[bytes]) -> int:
-    """Empty ``.osp-ops/<name>/`` and extract the tar read from ``stream`` into it."""
+    """Empty ``.osp-ops/<name>/``, extract the tar read from ``stream`` into it, mark it whole."""
     prefix = staging_prefix(name)
     drop(store, name)
     count = 0
@@ -88,16 +90,24 @@ def import_tar(store: S3Store, name: str, stream: IO[bytes]) -> int:
                 content_type=member.pax_headers.get(CONTENT_TYPE),
             )
             count += 1
+    store.put_stream(f"{STAGING}{name}{RESTORED}", [b""])
     return count
 
 
 def names(store: S3Store) -> list[str]:
-    """The staged copies in the bucket (``media.restore-<ts>``, ``media.old-<ts>`` ...)."""
+    """The staged copies in the bucket (``media.restore-<ts>``, ``media.old-<ts>`` ...).
+
+    A copy of an empty bucket has no keys, only its marker: it is listed too.
+    """
     found = set()
     for obj in store.list(STAGING):
         rest = obj.key[len(STAGING) :]
         if "/" in rest:
             found.add(rest.split("/", 1)[0])
+        else:
+            for marker in MARKERS:
+                if rest.endswith(marker):
+                    found.add(rest.removesuffix(marker))
     return sorted(found)
 
 
@@ -105,7 +115,7 @@ def drop(store: S3Store, name: str) -> int:
     """Delete the staged copy ``name`` and its markers; return how many keys went."""
     prefix = staging_prefix(name)
     keys = [o.key for o in store.list(prefix)]
-    keys += [k for k in (f"{STAGING}{name}{COPIED}", f"{STAGING}{name}{SWITCHED}") if store.head(k)]
+    keys += [f"{STAGING}{name}{m}" for m in MARKERS if store.head(f"{STAGING}{name}{m}")]
     return store.delete_many(keys)
 
 
@@ -116,11 +126,17 @@ def switch(store: S3Store, *, new: str, retired: str) -> None:
        write the marker (a partial copy from a killed run is replaced);
     2. unless ``<new>.switched`` exists: copy every staged key to its live key, delete
        the live keys the staged copy does not have, then write the marker;
-    3. delete ``<new>/`` and its marker: the switch is complete when ``<new>`` is gone.
+    3. delete ``<new>/`` and its markers: the switch is complete when ``<new>`` is gone.
+
+    A staged copy without its ``.restored`` marker (an extraction that did not finish)
+    is refused.
     """
     new_prefix, old_prefix = staging_prefix(new), staging_prefix(retired)
     copied, switched = f"{STAGING}{retired}{COPIED}", f"{STAGING}{new}{SWITCHED}"
+    restored = f"{STAGING}{new}{RESTORED}"
     if store.head(switched) is None:
+        if store.head(restored) is None:
+            raise BackupError(f"the restored files {new} are incomplete: nothing switched")
         staged = [o.key[len(new_prefix) :] for o in store.list(new_prefix)]
         if store.head(copied) is None:
             store.delete_many(o.key for o in store.list(old_prefix))
@@ -133,7 +149,7 @@ def switch(store: S3Store, *, new: str, retired: str) -> None:
         store.delete_many(k for k in live_keys(store) if k not in keep)
         store.put_stream(switched, [b""])
     store.delete_many(o.key for o in store.list(new_prefix))
-    store.delete_many([switched])
+    store.delete_many([restored, switched])
 
 
 def _store(args: argparse.Namespace) -> S3Store:

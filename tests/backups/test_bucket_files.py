@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from osp_ops.backups import bucket_archive, list_backups, open_store
 from osp_ops.backups.pipeline import decode_object
 from osp_ops.backups.s3 import S3Store
-from osp_ops.domain.errors import ConfigError
+from osp_ops.domain.errors import BackupError, ConfigError
 from osp_ops.domain.storage import tenant_bucket
 from osp_ops.engine import app_storage
 from osp_ops.engine import backup as ops
@@ -200,6 +200,7 @@ def test_switch_continues_after_a_crash_at_every_write(bucket: S3Store) -> None:
         bucket.delete_many(o.key for o in bucket.list(""))
         _put(bucket, old)
         _put(bucket, {f".osp-ops/media.restore-1/{k}": v for k, v in new.items()})
+        _put(bucket, {".osp-ops/media.restore-1.restored": (b"", "text/plain")})
         crashing = _CrashingStore(bucket, limit)
         try:
             bucket_archive.switch(crashing, new="media.restore-1", retired="media.old-1")  # type: ignore[arg-type]
@@ -214,6 +215,26 @@ def test_switch_continues_after_a_crash_at_every_write(bucket: S3Store) -> None:
         assert bucket_archive.names(bucket) == ["media.old-1"], limit
         limit += 1
     assert limit > 6  # every write of a switch was a crash point
+
+
+def test_an_empty_backup_empties_the_bucket_and_a_partial_copy_is_refused(
+    bucket: S3Store,
+) -> None:
+    _put(bucket, {"written-after-the-backup": (b"x", "text/plain")})
+    empty = io.BytesIO()
+    with tarfile.open(fileobj=empty, mode="w|", format=tarfile.PAX_FORMAT):
+        pass
+    empty.seek(0)
+    assert bucket_archive.import_tar(bucket, "media.restore-4", empty) == 0
+    assert bucket_archive.names(bucket) == ["media.restore-4"]  # listed, so switched
+    bucket_archive.switch(bucket, new="media.restore-4", retired="media.old-4")
+    assert _live(bucket) == {}
+    assert bucket_archive.names(bucket) == ["media.old-4"]
+
+    _put(bucket, {".osp-ops/media.restore-5/k": (b"half", "text/plain")})  # no marker
+    with pytest.raises(BackupError, match="incomplete"):
+        bucket_archive.switch(bucket, new="media.restore-5", retired="media.old-5")
+    assert "media.old-5" not in bucket_archive.names(bucket)
 
 
 def test_import_refuses_unsafe_names_and_replaces_a_partial_copy(bucket: S3Store) -> None:

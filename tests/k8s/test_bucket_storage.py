@@ -108,6 +108,20 @@ def test_tenant_bucket_create_backup_restore_delete(
     web = k.get(f"/apis/apps/v1/namespaces/{ns}/deployments/decidim-web")
     assert web["spec"]["replicas"] >= 1  # running again after the switch
 
+    # A clone from the same backup: a new tenant with its own bucket holding the files.
+    info = ops.find_backup(ctx, slug, backup_id)
+    clone = ops.clone_spec(ctx, spec, "angers-copie", backup=info)
+    ctx.specs.write(clone)
+    _run(ctx, "create", clone)
+    clone_params = ops.restore_params(ctx, clone, backup_id, datetime.now(UTC), source_tenant=slug)
+    _run(ctx, "restore", clone, params=clone_params)
+    ops.drop_retired(ctx, clone)
+    clone_store = app_storage.tenant_store(ctx.settings, clone)
+    assert clone_store.bucket != bucket
+    assert [o.key for o in clone_store.list("")] == ["photo-key"]
+    assert b"".join(clone_store.get_stream("photo-key")) == b"before the backup"
+    _run(ctx, "delete", clone)
+
     retired = params["retired_database"]
     assert set(ops.retired_databases(ctx, spec)) == {retired, params["files_retired"]}
     _run(ctx, "delete", spec)  # the retired database and files go with the tenant
