@@ -147,8 +147,9 @@ def main() -> None:
     import yaml
 
     from osp_ops.backups import libpq_env, new_identity
+    from osp_ops.domain.names import db_name_for
     from osp_ops.platforms.data import with_database
-    from osp_ops.platforms.pgtenant import TenantDatabases, db_name_for
+    from osp_ops.platforms.pgtenant import TenantDatabases
     from tests.backups import sampledata
     from tests.fixtures.postgres import PostgresServer
 

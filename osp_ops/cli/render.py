@@ -18,7 +18,6 @@ import yaml
 from osp_ops.cli.common import context
 from osp_ops.cli.output import console
 from osp_ops.domain.errors import PlatformError, SecretError
-from osp_ops.platforms.kubernetes import KubernetesPlatform
 from osp_ops.render.manifests import secret_digest
 
 
@@ -33,6 +32,8 @@ def render(
     if spec.platform.kind != "kubernetes":
         raise PlatformError(f"{slug} runs on the {spec.platform.kind} platform, not kubernetes")
     platform = ctx.platform(spec)
+    from osp_ops.platforms.kubernetes import KubernetesPlatform  # only when rendering
+
     if not isinstance(platform, KubernetesPlatform):
         platform = KubernetesPlatform(settings=ctx.settings, catalog=ctx.catalog)
     secret_hash = None

@@ -42,6 +42,7 @@ from osp_ops.backups import (
 from osp_ops.backups.pipeline import parse_identities
 from osp_ops.backups.restore import PG_RESTORE_ARGS, Sink
 from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError, PlatformError
+from osp_ops.domain.names import db_name_for
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec, validate_spec
 from osp_ops.engine import app_storage
@@ -49,7 +50,6 @@ from osp_ops.engine.context import Context
 from osp_ops.engine.steps import Kind, StepContext, register
 from osp_ops.platforms.base import AppDrill, Event
 from osp_ops.platforms.data import BackupAccess, Command, FilesAccess, SharedServerAccess
-from osp_ops.platforms.pgtenant import db_name_for
 from osp_ops.store.backups import Backups
 from osp_ops.store.db import utcnow
 

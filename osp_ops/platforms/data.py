@@ -23,8 +23,8 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from osp_ops.domain.errors import ConfigError, PlatformError
+from osp_ops.domain.names import db_name_for
 from osp_ops.domain.spec import TenantSpec
-from osp_ops.platforms.pgtenant import db_name_for
 
 _TERMINATE = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"

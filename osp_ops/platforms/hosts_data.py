@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from osp_ops.domain.errors import PlatformError
+from osp_ops.domain.names import db_name_for
 from osp_ops.domain.spec import HostsPlatform as HostsPlacement
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.data import Command, DatabaseAdmin, PsqlAdmin
-from osp_ops.platforms.pgtenant import db_name_for
 from osp_ops.settings import Settings
 
 # Directories beside the live media directory that restores and drills may create.

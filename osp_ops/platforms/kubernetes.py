@@ -57,6 +57,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from osp_ops.domain.catalog import AppKind, Catalog
 from osp_ops.domain.errors import ConfigError, PlatformError, TemporaryError
+from osp_ops.domain.names import db_name_for
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms import pgtenant
 from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult, null_reporter
@@ -854,7 +855,7 @@ class KubernetesPlatform:
         if created:
             reporter(
                 Event(
-                    f"database {pgtenant.db_name_for(spec.slug)} created",
+                    f"database {db_name_for(spec.slug)} created",
                     host="postgresql",
                     status="changed",
                 )
@@ -1085,7 +1086,7 @@ class KubernetesPlatform:
             changed += 1
             reporter(
                 Event(
-                    f"database {pgtenant.db_name_for(spec.slug)} dropped",
+                    f"database {db_name_for(spec.slug)} dropped",
                     host="postgresql",
                     status="changed",
                 )

@@ -17,11 +17,7 @@ import psycopg
 from psycopg import sql
 
 from osp_ops.domain.errors import ConfigError, PlatformError, TemporaryError
-
-
-def db_name_for(slug: str) -> str:
-    """Role and database name of a tenant."""
-    return "osp_" + slug.replace("-", "_")
+from osp_ops.domain.names import db_name_for
 
 
 @dataclass(frozen=True)
@@ -161,9 +157,9 @@ class TenantDatabases:
                 databases = [
                     str(r[0])
                     for r in conn.execute(
-                        "SELECT datname FROM pg_database WHERE datname = %s OR (datname LIKE %s"
+                        "SELECT datname FROM pg_database WHERE datname = %s OR (starts_with(datname, %s)"
                         " AND datdba = (SELECT oid FROM pg_roles WHERE rolname = %s))",
-                        (name, name.replace("_", "\\_") + "\\_%", name),
+                        (name, name + "_", name),
                     ).fetchall()
                 ]
                 row = conn.execute(

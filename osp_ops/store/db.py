@@ -12,17 +12,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from osp_ops.domain.errors import ConfigError, TemporaryError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest migration (store/migrations/versions). A state DB at this revision opens
+# without importing alembic (~11 MiB and 0.2 s in every CLI process); a test checks
+# that it is alembic's head.
+HEAD_REVISION = "0001"
 
 
 def utcnow() -> datetime:
@@ -62,6 +66,8 @@ def make_engine(url: str) -> Engine:
 
 
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option(
         "script_location", str(resources.files("osp_ops.store").joinpath("migrations"))
@@ -70,17 +76,32 @@ def _alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+def current_revision(engine: Engine) -> str | None:
+    """The state DB's migration revision (None for an empty database)."""
+    with engine.connect() as conn:
+        if not engine.dialect.has_table(conn, "alembic_version"):
+            return None
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        return str(row[0]) if row else None
+
+
 def ensure_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration (fast no-op when current)."""
-    cfg = _alembic_config(engine)
-    head = ScriptDirectory.from_config(cfg).get_current_head()
     try:
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-        if current != head:
-            command.upgrade(cfg, "head")
+        if current_revision(engine) == HEAD_REVISION:
+            return
+        from alembic import command
+
+        command.upgrade(_alembic_config(engine), "head")
     except OperationalError as e:
         raise TemporaryError(f"state DB unreachable: {e.orig}") from e
+
+
+def alembic_head(engine: Engine) -> str | None:
+    """The head revision of the migration scripts (for the test of ``HEAD_REVISION``)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
 
 
 class Database:

@@ -17,6 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from osp_ops.backups import list_backups, open_store
+from osp_ops.domain.names import db_name_for
 from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.engine import backup as ops
 from osp_ops.engine.api import request, request_converge
@@ -24,7 +25,7 @@ from osp_ops.engine.context import Context, build_context
 from osp_ops.engine.runner import run_operation
 from osp_ops.platforms.data import SharedServerAccess, with_database
 from osp_ops.platforms.fake import FakePlatform
-from osp_ops.platforms.pgtenant import TenantDatabases, db_name_for
+from osp_ops.platforms.pgtenant import TenantDatabases
 from osp_ops.settings import Settings
 from osp_ops.store.backups import Backups
 from tests.fixtures.minio import MinioServer

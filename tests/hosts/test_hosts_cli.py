@@ -64,14 +64,17 @@ class Site:
     def data_dir(self, slug: str) -> Path:
         return self.root / "srv" / "osp-ops" / slug / "data"
 
-    def databases(self) -> list[str]:
+    def psql(self, sql: str) -> list[str]:
         out = subprocess.run(
             ["runuser", "-u", "postgres", "--", "psql", "-h",
              str(self.root / "run" / "osp-ops" / "postgresql"), "-p", str(self.pg_port),
-             "-XAtc", "SELECT datname FROM pg_database ORDER BY 1", "postgres"],
+             "-XAtc", sql, "postgres"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         return out.stdout.split()
+
+    def databases(self) -> list[str]:
+        return self.psql("SELECT datname FROM pg_database ORDER BY 1")
 
 
 class OpenSlides:
@@ -249,3 +252,16 @@ def test_rotating_every_secret_keeps_the_instance_working(site: Site) -> None:
     assert r.status_code == 400, r.text[:200]
     refused.close()
     assert site.json("tenant", "show", "nanterre")["phase"] == "ready"
+
+
+def test_deleting_a_tenant_drops_what_restores_left_beside_it(site: Site) -> None:
+    # A retired database of the clone (as a restore leaves it), owned by its role.
+    site.psql('CREATE DATABASE osp_nanterre_copie_old_1 OWNER "osp_nanterre_copie"')
+    site.cli("tenant", "delete", "nanterre-copie", "--yes")
+    assert [d for d in site.databases() if d.startswith("osp_nanterre_copie")] == []
+    assert site.psql("SELECT rolname FROM pg_roles WHERE rolname = 'osp_nanterre_copie'") == []
+    # nanterre's own database is not the clone's, although its name is a prefix of it.
+    assert "osp_nanterre" in site.databases()
+    app = OpenSlides(site, "nanterre")
+    assert app.titles("topics/topic") == ["Budget participatif 2027"]
+    app.close()

@@ -23,10 +23,10 @@ import yaml
 
 from osp_ops.domain.catalog import default_catalog
 from osp_ops.domain.errors import CatalogError, PlatformError, SpecError
+from osp_ops.domain.names import db_name_for
 from osp_ops.engine.context import build_context
 from osp_ops.platforms.base import null_reporter
 from osp_ops.platforms.kubernetes import ApiError, Kube, KubernetesPlatform
-from osp_ops.platforms.pgtenant import db_name_for
 from osp_ops.render.manifests import HASH_ANNOTATION, NAMESPACED_KINDS
 from osp_ops.settings import Settings
 from tests.fixtures.kube import KubeCluster
