@@ -215,7 +215,7 @@ def run_backup(
     spec_yaml: str,
     recipients: Sequence[str],
     app_version: str,
-    row_counts: Mapping[str, int],
+    row_counts: Mapping[str, int] | Callable[[], Mapping[str, int]],
     schema_version: str | None = None,
     versions: Mapping[str, str] | None = None,
     mac_key: bytes | None = None,
@@ -228,6 +228,8 @@ def run_backup(
     ``recipients`` are age public keys (the tenant's own and the ops recovery key); an
     empty list stores unencrypted ``.zst`` objects (for ``backup.encrypt: false``).
     ``versions`` may name ``server`` and ``pg_dump``; the source's own are used otherwise.
+    ``row_counts`` may be a callable, asked when the objects are stored (counts taken
+    beside the dump).
     Before starting, leftovers of interrupted runs of this tenant (temp files, S3
     multipart uploads) are cleaned. If anything fails no manifest is written, so the
     backup does not exist; its stray objects are listed as incomplete and cleaned later.
@@ -273,7 +275,7 @@ def run_backup(
         schema_version=schema_version,
         postgres_version=src_versions.get("server"),
         pg_dump_version=src_versions.get("pg_dump"),
-        row_counts=dict(row_counts),
+        row_counts=dict(row_counts() if callable(row_counts) else row_counts),
         objects=tuple(objects),
         compression={"algorithm": "zstd", "level": zstd_level},
         encryption=(

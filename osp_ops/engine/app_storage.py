@@ -90,9 +90,11 @@ class BucketBackupAccess:
         """``osp_<slug>``."""
         return self.database.database_name(spec)
 
-    def dump_command(self, spec: TenantSpec, secrets: Mapping[str, str]) -> Command:
+    def dump_command(
+        self, spec: TenantSpec, secrets: Mapping[str, str], *, snapshot: str | None = None
+    ) -> Command:
         """pg_dump of the tenant's database on the shared server."""
-        return self.database.dump_command(spec, secrets)
+        return self.database.dump_command(spec, secrets, snapshot=snapshot)
 
     def database_admin(self, spec: TenantSpec) -> DatabaseAdmin:
         """psql on the shared server."""

@@ -18,6 +18,7 @@ import re
 import secrets as _random
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, cast
@@ -215,22 +216,29 @@ def take_backup(sc: StepContext) -> Manifest:
             recipients.append(ctx.settings.recovery_public_key)
     access = access_for(ctx, spec)
     admin = access.database_admin(spec)
-    counts = admin.row_counts(access.database_name(spec), main_tables(ctx, spec))
     files = access.files_command(spec)
     rec = ctx.tenants.get(spec.slug)
-    manifest = run_backup(
-        source=_source(access.dump_command(spec, sc.secrets()), "pg_dump-custom", sc, "database"),
-        files=_source(files, "tar", sc, "files") if files else None,
-        store=store_for(ctx),
-        tenant=spec.slug,
-        spec_yaml=dump_spec(spec),
-        recipients=recipients,
-        app_version=(rec.observed_version if rec else None) or spec.app.version,
-        row_counts=counts,
-        versions=admin.versions(),
-        mac_key=manifest_key(secret),
-        reporter=_say(sc),
-    )
+    # pg_dump and the row counts share one snapshot, so a drill's comparison holds on a
+    # busy tenant; the counts run beside the dump, in the transaction that exported it.
+    with (
+        admin.exported_snapshot(access.database_name(spec)) as snapshot,
+        ThreadPoolExecutor(1, thread_name_prefix="row-counts") as pool,
+    ):
+        counts = pool.submit(snapshot.row_counts, main_tables(ctx, spec))
+        dump = access.dump_command(spec, sc.secrets(), snapshot=snapshot.id)
+        manifest = run_backup(
+            source=_source(dump, "pg_dump-custom", sc, "database"),
+            files=_source(files, "tar", sc, "files") if files else None,
+            store=store_for(ctx),
+            tenant=spec.slug,
+            spec_yaml=dump_spec(spec),
+            recipients=recipients,
+            app_version=(rec.observed_version if rec else None) or spec.app.version,
+            row_counts=counts.result,
+            versions=admin.versions(),
+            mac_key=manifest_key(secret),
+            reporter=_say(sc),
+        )
     for obj in manifest.body.objects:
         sc.report(
             Event(

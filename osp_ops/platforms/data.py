@@ -16,7 +16,9 @@ import contextlib
 import os
 import re
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -88,6 +90,20 @@ class DatabaseAdmin(Protocol):
         """``server`` and ``pg_dump`` versions for the manifest (missing ones left out)."""
         ...
 
+    def exported_snapshot(self, database: str) -> contextlib.AbstractContextManager[Snapshot]:
+        """A read-only transaction on ``database`` whose snapshot ``pg_dump --snapshot`` uses."""
+        ...
+
+
+class Snapshot(Protocol):
+    """An open transaction whose snapshot was exported (``pg_export_snapshot()``)."""
+
+    id: str
+
+    def row_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        """Row counts in the snapshot: what a ``pg_dump --snapshot=<id>`` holds."""
+        ...
+
 
 @runtime_checkable
 class BackupAccess(Protocol):
@@ -97,8 +113,10 @@ class BackupAccess(Protocol):
         """The tenant's database name (what the app connects to)."""
         ...
 
-    def dump_command(self, spec: TenantSpec, secrets: Mapping[str, str]) -> Command:
-        """``pg_dump -Fc -Z0`` of the tenant's database, writing to stdout."""
+    def dump_command(
+        self, spec: TenantSpec, secrets: Mapping[str, str], *, snapshot: str | None = None
+    ) -> Command:
+        """``pg_dump -Fc -Z0 [--snapshot=ID]`` of the tenant's database, writing to stdout."""
         ...
 
     def files_command(self, spec: TenantSpec) -> Command | None:
@@ -267,22 +285,103 @@ class PsqlAdmin:
 
     def row_counts(self, database: str, tables: Sequence[str]) -> dict[str, int]:
         """Row counts of the tables that exist."""
-        if not tables:
-            return {}
-        names = ", ".join(literal(t) for t in tables)
-        present = self._run(
-            [
-                _EXISTING.format(names),
-            ],
-            database=database,
-        )
-        found = [t for t in tables if t in present]
-        if not found:
-            return {}
-        counts = [f"(SELECT count(*) FROM public.{ident(t)})" for t in found]  # noqa: S608
-        query = "SELECT " + ", ".join(counts)
-        row = self._run([query], database=database)[0].split("|")
-        return {t: int(n) for t, n in zip(found, row, strict=True)}
+        return count_rows(lambda sql: self._run([sql], database=database), tables)
+
+    def _argv(self, database: str) -> Sequence[str]:
+        argv = [*self.psql, "-X", "-q", "-A", "-t", "--no-password", "-v", "ON_ERROR_STOP=1"]
+        argv += ["-d", database]
+        return self.wrap(argv) if self.wrap is not None else argv
+
+    @contextlib.contextmanager
+    def exported_snapshot(self, database: str) -> Iterator[Snapshot]:
+        """psql kept open in ``BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY``."""
+        session = PsqlSession(self._argv(database), {**os.environ, **self.env}, self.timeout)
+        try:
+            session.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot_id = session.query("SELECT pg_export_snapshot()")[0].strip()
+            yield PsqlSnapshot(snapshot_id, session)
+        finally:
+            session.close()
+
+
+def count_rows(run: Callable[[str], list[str]], tables: Sequence[str]) -> dict[str, int]:
+    """Row counts of those of ``tables`` that exist (schema public); ``run`` runs one query."""
+    if not tables:
+        return {}
+    present = run(_EXISTING.format(", ".join(literal(t) for t in tables)))
+    found = [t for t in tables if t in present]
+    if not found:
+        return {}
+    counts = [f"(SELECT count(*) FROM public.{ident(t)})" for t in found]  # noqa: S608
+    row = run("SELECT " + ", ".join(counts))[0].split("|")
+    return {t: int(n) for t, n in zip(found, row, strict=True)}
+
+
+_END = "__osp_ops_end__"
+
+
+class PsqlSession:
+    """One psql process fed queries on stdin, so that a transaction stays open."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], timeout: float) -> None:
+        self.timeout = timeout
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self._lock = threading.Lock()
+        try:
+            self.proc = subprocess.Popen(
+                list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._stderr, env=dict(env), text=True, start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            self._stderr.close()
+            raise PlatformError(f"psql failed: {e}") from e
+
+    def _error(self) -> PlatformError:
+        self._stderr.seek(0)
+        return PlatformError(f"psql failed: {self._stderr.read().decode(errors='replace')[-500:]}")
+
+    def query(self, sql: str) -> list[str]:
+        """Run one statement; its output lines (ON_ERROR_STOP: an error ends psql)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        with self._lock:
+            try:
+                self.proc.stdin.write(f"{sql};\n\\echo {_END}\n")
+                self.proc.stdin.flush()
+                lines: list[str] = []
+                for line in self.proc.stdout:
+                    if line.rstrip("\n") == _END:
+                        return [x for x in lines if x.strip()]
+                    lines.append(line.rstrip("\n"))
+            except (OSError, ValueError) as e:
+                raise self._error() from e
+            raise self._error()
+
+    def close(self) -> None:
+        """End the transaction (ROLLBACK) and psql."""
+        with contextlib.suppress(OSError, ValueError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.write("ROLLBACK;\n\\q\n")
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+
+@dataclass
+class PsqlSnapshot:
+    """The exported snapshot of a ``PsqlSession``'s transaction."""
+
+    id: str
+    session: PsqlSession
+
+    def row_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        """Row counts in this transaction's snapshot."""
+        return count_rows(self.session.query, tables)
 
 
 @dataclass
@@ -299,10 +398,15 @@ class SharedServerAccess:
         """``osp_<slug>``."""
         return db_name_for(spec.slug)
 
-    def dump_command(self, spec: TenantSpec, secrets: Mapping[str, str]) -> Command:
+    def dump_command(
+        self, spec: TenantSpec, secrets: Mapping[str, str], *, snapshot: str | None = None
+    ) -> Command:
         """pg_dump here, as the admin, of the tenant's database (password in env)."""
         env = libpq_env(with_database(self.admin_dsn, db_name_for(spec.slug)))
-        return Command((self._tool("pg_dump"), "--no-password", "-Fc", "-Z0"), env)
+        argv = [self._tool("pg_dump"), "--no-password", "-Fc", "-Z0"]
+        if snapshot:
+            argv.append(f"--snapshot={snapshot}")
+        return Command(tuple(argv), env)
 
     def files_command(self, spec: TenantSpec) -> Command | None:
         """None: Kubernetes tenants keep uploads in object storage, not backed up here."""

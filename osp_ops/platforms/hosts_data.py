@@ -160,10 +160,14 @@ class HostsBackupAccess:
         """``osp_<slug>``."""
         return db_name_for(spec.slug)
 
-    def dump_command(self, spec: TenantSpec, secrets: Mapping[str, str]) -> Command:
+    def dump_command(
+        self, spec: TenantSpec, secrets: Mapping[str, str], *, snapshot: str | None = None
+    ) -> Command:
         """pg_dump on the host as postgres over the socket."""
         layout = self.layout(spec)
-        argv = [*layout.as_postgres("pg_dump"), "-Fc", "-Z0", self.database_name(spec)]
+        argv = [*layout.as_postgres("pg_dump"), "-Fc", "-Z0"]
+        argv += [f"--snapshot={snapshot}"] if snapshot else []
+        argv.append(self.database_name(spec))
         return Command(layout.on_host(argv))
 
     def files_command(self, spec: TenantSpec) -> Command | None:

@@ -220,3 +220,29 @@ def test_backup_to_s3(
     assert datetime.now(UTC) - Backups(ctx.db).drills(slug)[0].started_at.replace(
         tzinfo=UTC
     ) < timedelta(hours=1)
+
+
+def test_row_counts_and_dump_share_one_snapshot(
+    tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows the app writes once the backup has begun are in neither the dump nor the counts."""
+    slug = f"n{secrets.token_hex(3)}"
+    ctx = _context(_settings(tmp_path, postgres))
+    spec = _spec(slug)
+    dsn = _create(ctx, postgres, spec, rows=5)
+    dump_command = SharedServerAccess.dump_command
+
+    def busy_app_then_dump(self: SharedServerAccess, *args: Any, **kw: Any) -> Any:
+        with psycopg.connect(dsn, autocommit=True) as conn:  # committed before pg_dump starts
+            conn.execute("INSERT INTO decidim_users (body) VALUES ('during'), ('the backup')")
+        return dump_command(self, *args, **kw)
+
+    monkeypatch.setattr(SharedServerAccess, "dump_command", busy_app_then_dump)
+    _run(ctx, "backup", spec)
+    monkeypatch.undo()
+    store = open_store(ctx.settings.effective_backup_url, ctx.settings)
+    manifest = list_backups(store, slug, mac_key=ops.known_mac_key(ctx, slug))[-1].manifest
+    assert manifest is not None and manifest.body.row_counts["decidim_users"] == 5
+    assert _count(dsn, "decidim_users") == 7
+    # The drill restores exactly what the counts say.
+    assert _run(ctx, "drill", spec).startswith("drill ok")
