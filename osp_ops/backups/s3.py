@@ -26,6 +26,11 @@ Object lock
     bucket must have been created with object lock enabled. Deleting a locked object
     only adds a delete marker; the locked version stays until its retention ends.
 
+Checksums
+    Every object's SHA-256 is computed inline and checked by re-reading it, so
+    botocore's per-request checksums (CRC32) and SigV4 payload hashes are turned off,
+    except for object lock uploads, which S3 requires a checksum header for.
+
 Errors are translated: throttling, 5xx and connection problems -> TemporaryError;
 a missing key -> NotFoundError; anything else -> BackupError (``raise ... from e``).
 """
@@ -228,12 +233,24 @@ class S3Store:
         self.concurrency = max(1, concurrency)
         self.base_part_size = base_part_size
         self.max_attempts = max_attempts
+        # Integrity is end to end already (SHA-256 of every object, age's authenticated
+        # encryption, a full re-read after each backup), so botocore's own per-request
+        # checksums and payload hashes are CPU spent twice; object lock uploads still
+        # need a checksum header, so they keep botocore's.
+        checksums: Literal["when_supported", "when_required"] = (
+            "when_supported" if object_lock_days else "when_required"
+        )
+        s3_options: Any = {"payload_signing_enabled": False}
+        if endpoint_url:
+            s3_options["addressing_style"] = "path"
         config = Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=self.concurrency + 4,
-            s3={"addressing_style": "path"} if endpoint_url else {},
+            request_checksum_calculation=checksums,
+            response_checksum_validation=checksums,
+            s3=s3_options,
         )
         creds = credentials or {}
         try:
