@@ -183,14 +183,20 @@ def test_backup_and_restore_through_ssh(fleet: Fleet, tmp_path: Path) -> None:
     assert before["users_user"] >= 1 and before["auth_group"] >= 1
     secret, public = new_identity()
     store = LocalStore(tmp_path / "store")
-    dump, files = access.dump_command(spec, {}), access.files_command(spec)
-    assert files is not None and dump.argv[0] == "ssh"
-    manifest = run_backup(
-        source=CommandSource(dump.argv, dump.env),
-        files=CommandSource(files.argv, files.env, kind="tar"),
-        store=store, tenant="nanterre", spec_yaml="slug: nanterre\n", recipients=[public],
-        app_version=VERSION, row_counts=before,
-    )  # fmt: skip
+    # As the engine does: pg_dump in the snapshot of a psql transaction held open on the
+    # host, the row counts taken in that transaction.
+    with admin.exported_snapshot("osp_nanterre") as snapshot:
+        dump = access.dump_command(spec, {}, snapshot=snapshot.id)
+        files = access.files_command(spec)
+        assert files is not None and dump.argv[0] == "ssh"
+        assert f"--snapshot={snapshot.id}" in dump.argv[-1]  # the remote command
+        manifest = run_backup(
+            source=CommandSource(dump.argv, dump.env),
+            files=CommandSource(files.argv, files.env, kind="tar"),
+            store=store, tenant="nanterre", spec_yaml="slug: nanterre\n", recipients=[public],
+            app_version=VERSION, row_counts=lambda: snapshot.row_counts(tables),
+        )  # fmt: skip
+    assert manifest.body.row_counts == before
     side = "osp_nanterre_r1"
     admin.drop(side)
     admin.create(side, owner="osp_nanterre")
