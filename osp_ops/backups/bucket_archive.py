@@ -45,12 +45,15 @@ def live_keys(store: S3Store) -> list[str]:
 def export_tar(store: S3Store, out: IO[bytes]) -> int:
     """Write the live objects to ``out`` as a tar stream; return how many were written.
 
-    Objects deleted by the app after the listing are skipped; keys a tar cannot hold
-    safely (``..``, empty parts) are refused.
+    Objects deleted by the app after the listing are skipped, and so are the empty
+    "folder/" markers some S3 consoles create; other keys a tar cannot hold safely
+    (``..``, empty parts) are refused.
     """
     count = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for key in live_keys(store):
+            if key.endswith("/"):
+                continue
             check_key(key)
             try:
                 size, content_type, chunks = store.get_object_stream(key)

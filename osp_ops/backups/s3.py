@@ -496,7 +496,8 @@ class S3Store:
         count = 0
         it = iter(keys)
         while batch := list(itertools.islice(it, 1000)):
-            objects = [{"Key": self._full(k)} for k in batch]
+            # Listed keys, deleted as they are (a "folder/" marker has an empty part).
+            objects = [{"Key": f"{self.prefix}/{k}" if self.prefix else k} for k in batch]
             try:
                 resp = self.client.delete_objects(
                     Bucket=self.bucket,

@@ -237,6 +237,17 @@ def test_an_empty_backup_empties_the_bucket_and_a_partial_copy_is_refused(
     assert "media.old-5" not in bucket_archive.names(bucket)
 
 
+def test_export_skips_folder_markers(bucket: S3Store) -> None:
+    _put(bucket, {"k1": (b"abc", "image/png")})
+    bucket.client.put_object(Bucket=bucket.bucket, Key="folder/", Body=b"")
+    out = io.BytesIO()
+    assert bucket_archive.export_tar(bucket, out) == 1
+    out.seek(0)
+    with tarfile.open(fileobj=out, mode="r|") as tar:
+        members = [(m.name, m.pax_headers.get(bucket_archive.CONTENT_TYPE)) for m in tar]
+    assert members == [("k1", "image/png")]
+
+
 def test_import_refuses_unsafe_names_and_replaces_a_partial_copy(bucket: S3Store) -> None:
     _put(bucket, {".osp-ops/media.restore-2/leftover": (b"partial", "text/plain")})
     good = io.BytesIO()
