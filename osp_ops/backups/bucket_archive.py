@@ -116,9 +116,8 @@ def names(store: S3Store) -> list[str]:
 
 def drop(store: S3Store, name: str) -> int:
     """Delete the staged copy ``name`` and its markers; return how many keys went."""
-    prefix = staging_prefix(name)
-    keys = [o.key for o in store.list(prefix)]
-    keys += [f"{STAGING}{name}{m}" for m in MARKERS if store.head(f"{STAGING}{name}{m}")]
+    base = f"{STAGING}{name}"  # one listing: <name>/... and <name>.<marker>, not <name>0/...
+    keys = [o.key for o in store.list(base) if o.key[len(base) :].startswith(("/", *MARKERS))]
     return store.delete_many(keys)
 
 

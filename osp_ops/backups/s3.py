@@ -521,16 +521,22 @@ class S3Store:
             raise translate(e, f"cannot copy {source} to {target}") from e
 
     # -- buckets
-    def ensure_bucket(self) -> bool:
-        """Create the bucket unless it exists (and is ours); True if it was created."""
+    def bucket_exists(self) -> bool:
+        """Whether the bucket exists (HeadBucket)."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
-            return False
         except botocore.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-                raise translate(e, f"cannot check bucket {self.bucket}") from e
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            raise translate(e, f"cannot check bucket {self.bucket}") from e
         except Exception as e:
             raise translate(e, f"cannot check bucket {self.bucket}") from e
+        return True
+
+    def ensure_bucket(self) -> bool:
+        """Create the bucket unless it exists (and is ours); True if it was created."""
+        if self.bucket_exists():
+            return False
         try:
             self.client.create_bucket(Bucket=self.bucket)
         except botocore.exceptions.ClientError as e:
@@ -542,14 +548,8 @@ class S3Store:
 
     def delete_bucket(self) -> bool:
         """Delete every object, the pending uploads and the bucket; False if it was gone."""
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except botocore.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
-                return False
-            raise translate(e, f"cannot check bucket {self.bucket}") from e
-        except Exception as e:
-            raise translate(e, f"cannot check bucket {self.bucket}") from e
+        if not self.bucket_exists():
+            return False
         self.cleanup_incomplete("")
         self.delete_many(o.key for o in self.list(""))
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from osp_ops.domain.spec import TenantSpec
@@ -71,6 +71,13 @@ class BucketBackupAccess:
 
     database: SharedServerAccess
     settings: Settings
+    _stores: dict[str, S3Store] = field(default_factory=dict, repr=False)
+
+    def _store(self, spec: TenantSpec) -> S3Store:
+        """One S3 client per tenant for this access (a drop of many copies reuses it)."""
+        if spec.slug not in self._stores:
+            self._stores[spec.slug] = tenant_store(self.settings, spec)
+        return self._stores[spec.slug]
 
     def _command(self, spec: TenantSpec, *args: str) -> Command:
         creds = credentials(self.settings)
@@ -112,17 +119,17 @@ class BucketBackupAccess:
         """Live objects -> ``.osp-ops/<retired>/``, ``.osp-ops/<new>/`` -> live."""
         from osp_ops.backups import bucket_archive
 
-        bucket_archive.switch(tenant_store(self.settings, spec), new=new, retired=retired)
+        bucket_archive.switch(self._store(spec), new=new, retired=retired)
 
     def list_files(self, spec: TenantSpec, pattern: str) -> list[str]:
         """Staged copies whose name matches the shell ``pattern``."""
         from osp_ops.backups import bucket_archive
 
-        found = bucket_archive.names(tenant_store(self.settings, spec))
+        found = bucket_archive.names(self._store(spec))
         return [n for n in found if fnmatch.fnmatchcase(n, pattern)]
 
     def drop_files(self, spec: TenantSpec, name: str) -> None:
         """Delete the staged copy ``name``."""
         from osp_ops.backups import bucket_archive
 
-        bucket_archive.drop(tenant_store(self.settings, spec), name)
+        bucket_archive.drop(self._store(spec), name)

@@ -198,13 +198,15 @@ class PsqlAdmin:
     # Wraps the whole psql argv (e.g. into an ssh remote command); None runs it here.
     wrap: Callable[[Sequence[str]], Sequence[str]] | None = None
 
-    def _run(self, sql: Sequence[str], *, database: str | None = None) -> list[str]:
+    def _argv(self, database: str, *args: str) -> Sequence[str]:
+        """psql on ``database``, quiet and unaligned, stopping at the first error."""
         argv = [*self.psql, "-X", "-q", "-A", "-t", "--no-password", "-v", "ON_ERROR_STOP=1"]
-        argv += ["-d", database or self.maintenance_db]
-        for statement in sql:
-            argv += ["-c", statement]
-        if self.wrap is not None:
-            argv = list(self.wrap(argv))
+        argv += ["-d", database, *args]
+        return self.wrap(argv) if self.wrap is not None else argv
+
+    def _run(self, sql: Sequence[str], *, database: str | None = None) -> list[str]:
+        commands = [arg for statement in sql for arg in ("-c", statement)]
+        argv = self._argv(database or self.maintenance_db, *commands)
         try:
             proc = subprocess.run(
                 argv,
@@ -286,11 +288,6 @@ class PsqlAdmin:
     def row_counts(self, database: str, tables: Sequence[str]) -> dict[str, int]:
         """Row counts of the tables that exist."""
         return count_rows(lambda sql: self._run([sql], database=database), tables)
-
-    def _argv(self, database: str) -> Sequence[str]:
-        argv = [*self.psql, "-X", "-q", "-A", "-t", "--no-password", "-v", "ON_ERROR_STOP=1"]
-        argv += ["-d", database]
-        return self.wrap(argv) if self.wrap is not None else argv
 
     @contextlib.contextmanager
     def exported_snapshot(self, database: str) -> Iterator[Snapshot]:

@@ -162,19 +162,13 @@ class TenantDatabases:
                         (name, name + "_", name),
                     ).fetchall()
                 ]
-                row = conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)", (name,)
-                ).fetchone()
-                assert row is not None
-                role_exists = row[0]
+                role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+                role_exists = role.fetchone() is not None
                 for db in sorted(databases, key=lambda d: d != name):
-                    db_ident = sql.Identifier(db)
-                    conn.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(db_ident)
-                    )
+                    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                    conn.execute(drop.format(sql.Identifier(db)))
                 if role_exists:
                     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
             except psycopg.Error as e:
                 raise _failed("drop", name, e) from e
-        db_exists = bool(databases)
-        return bool(db_exists or role_exists)
+        return bool(databases) or role_exists

@@ -5,23 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 from osp_ops.domain.catalog import default_catalog
-from osp_ops.domain.spec import validate_spec
 from osp_ops.render.helm_values import helm_values
 from osp_ops.settings import Settings
+from tests.k8s.conftest import tenant_spec
 
-SPEC = validate_spec(
-    {
-        "slug": "angers",
-        "name": "Angers",
-        "app": {"name": "decidim", "version": "0.28.4"},
-        "hosts": {"primary": "participer.angers.example.org"},
-        "admin": {"name": "Admin", "email": "admin@angers.example.org"},
-        "platform": {"kind": "kubernetes"},
-    }
-)
+pytestmark = pytest.mark.unit
+
+SPEC = tenant_spec("angers")
 
 
 def _values(settings: Settings, overlay: dict[str, Any] | None = None) -> dict[str, Any]:
