@@ -2,7 +2,8 @@
 
 A rerun of an interrupted operation (kill -9, reboot) skips the steps recorded as done
 and starts at the first unfinished one; steps are idempotent, so a step cut off after
-its effect but before its record is safe to run again.
+its effect but before its record is safe to run again. The operation is read again once
+the lease is held, so a runner that waited for it never reruns what another finished.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ def run_operation(
     kind = KINDS[op.kind]
     holder = holder_id(f"op:{op.id}")
     lease = acquire_lease(ctx, op.tenant, holder, wait=wait)
+    # While we waited, another runner may have run it: work from the state as it is now.
+    op = ctx.operations.get(op_id)
+    if op.status in FINISHED:
+        ctx.leases.release(lease)
+        return op
     try:
         with _Heartbeat(ctx, lease) as heartbeat:
             _run_steps(ctx, op, holder, heartbeat, progress)

@@ -4,6 +4,7 @@ its TTL runs out; either way the interrupted operation is resumed and finishes."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -121,3 +122,22 @@ def test_holder_on_another_host_is_waited_for_until_its_ttl(box: Sandbox) -> Non
     assert waited.rc == 0, waited.stderr
     assert time.monotonic() - started > 2  # it did wait for the remote lease to expire
     assert [status for _, status in _ops(box, "apply")] == ["succeeded"]
+
+
+def test_a_waiter_does_not_rerun_the_operation_it_waited_for(box: Sandbox) -> None:
+    """`tenant apply & ...; tenant apply --wait`: the waiter joins the running operation
+    and, once the lease is free, finds it done (it re-reads it) instead of running it again."""
+    pid = box.start("tenant", "apply", SLUG, OSP_OPS_FAKE_PLATFORM_DELAY="3")
+    deadline = time.monotonic() + 30
+    while f":{pid}:" not in (_lease(box)[0] or ""):
+        assert time.monotonic() < deadline, "the first apply never took the lease"
+        time.sleep(0.05)
+    waiter = box.run("tenant", "apply", SLUG, "--wait", "60")
+    assert waiter.rc == 0, waiter.stderr
+    assert box.finish(pid).rc == 0
+    [(op_id, status)] = _ops(box, "apply")
+    assert status == "succeeded"
+    shown = box.run("op", "show", op_id, "--json")
+    assert shown.rc == 0, shown.stderr
+    steps = json.loads(shown.stdout)["steps"]
+    assert steps and {s["attempts"] for s in steps} == {1}, steps
