@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from osp_ops.cli.common import context, queued, run_inline
 from osp_ops.cli.output import console, print_json, table
+from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import IllegalTransitionError
 
 app = typer.Typer(help="Recorded operations.", no_args_is_help=True)
@@ -63,8 +65,8 @@ def show(
     console.print(
         f"[bold]{op.kind}[/] {op.tenant}  {op.status}  [dim]{op.id} by {op.requested_by}[/]"
     )
-    if op.error:
-        console.print(f"[red]error:[/] {op.error}", markup=True)
+    if op.error:  # the full text; the table below shows one line of each error
+        console.print(f"[red]error:[/] {escape(op.error)}", markup=True)
     table(
         None,
         ["#", "STEP", "STATUS", "ATTEMPTS", "MS", "OUTPUT/ERROR"],
@@ -75,11 +77,14 @@ def show(
                 s.status,
                 s.attempts,
                 f"{s.duration_ms:.0f}" if s.duration_ms is not None else "",
-                s.error or s.output,
+                one_line(s.error) if s.error else s.output,
             ]
             for s in op.steps
         ],
     )
+    for s in op.steps:
+        if s.error and s.error != op.error:
+            console.print(f"[red]step {s.idx} {escape(s.name)}:[/] {escape(s.error)}")
     for e in log[-40:]:
         host = f"[{e['host']}] " if e["host"] else ""
         console.print(

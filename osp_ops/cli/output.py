@@ -7,8 +7,11 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from osp_ops.domain.error_text import one_line
 from osp_ops.platforms.base import Event
 from osp_ops.store.operations import OperationInfo
 
@@ -22,12 +25,12 @@ def print_json(data: Any) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A simple table."""
+    """A simple table; cells are plain text (a ``[`` in a tool's output is no markup)."""
     t = Table(title=title, show_lines=False, header_style="bold")
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*[Text("" if v is None else str(v), overflow="fold") for v in r])
     console.print(t)
 
 
@@ -66,7 +69,9 @@ class ConsoleProgress:
         mark = {"done": "✓", "skipped": "·", "retrying": "↻", "failed": "✗"}.get(status, "-")
         text = f"  [{style}]{mark} {name}[/]"
         if detail:
-            text += f"  [dim]{detail}[/]"
+            # A failure's full text follows as the command's error (and in `op show`).
+            line = one_line(detail) if status in ("failed", "retrying") else detail
+            text += f"  [dim]{escape(line)}[/]"
         console.print(text)
         if status == "failed":
             self._status.stop()

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from osp_ops.cli.common import context, queued, run_inline
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
 from osp_ops.domain.catalog import Catalog
+from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import NotFoundError, Problem, SpecError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, validate_spec
@@ -313,7 +315,8 @@ def show(
         "hosts",
     ):
         if data.get(key) is not None:
-            console.print(f"[bold]{key:17}[/] {data[key]}")
+            value = one_line(str(data[key])) if key == "reason" else data[key]
+            console.print(f"[bold]{key:17}[/] {escape(str(value))}")
     hd = data.get("health")
     if isinstance(hd, dict):
         state = "[green]healthy[/]" if hd["ok"] else "[red]unhealthy[/]"
@@ -325,7 +328,10 @@ def show(
         table(
             "recent operations",
             ["ID", "KIND", "STATUS", "CREATED", "ERROR"],
-            [[o["id"], o["kind"], o["status"], o["created_at"], o["error"]] for o in ops],
+            [
+                [o["id"], o["kind"], o["status"], str(o["created_at"])[:19], one_line(o["error"])]
+                for o in ops
+            ],
         )
 
 

@@ -70,7 +70,8 @@ def _message(res: Mapping[str, Any]) -> str:
     parts = [p for p in parts if p]
     if not parts:
         return json.dumps(res)[:300]
-    return " | ".join(p[-600:] for p in parts)
+    # Tails long enough for a traceback: `op show` prints them whole, tables one line.
+    return " | ".join(p[-4000:] for p in parts)
 
 
 def _target(spec: TenantSpec) -> str:
