@@ -4,6 +4,11 @@ Precedence, highest first:
 1. environment variables ``OSP_OPS_<FIELD>`` (e.g. ``OSP_OPS_STATE_URL``);
 2. the config file: ``--config FILE``, else ``$OSP_OPS_CONFIG``, else ``./osp-ops.yaml`` if present;
 3. the defaults below (embedded: SQLite state, local backup directory, local host platform).
+
+Relative paths (``tenants_dir``, ``data_dir``, ...) are resolved once, at load: from the
+config file's directory when there is a config file (for its values and the defaults),
+else from the current directory; so a scheduled run started in ``/`` finds the same
+tenants as one started in the checkout.
 """
 
 from __future__ import annotations
@@ -195,7 +200,22 @@ def load_settings(config_file: Path | None = None) -> tuple[Settings, dict[str, 
             sources[name] = f"file {path}"
         else:
             sources[name] = "default"
-    return settings, sources
+    return _absolute_paths(settings, sources, path), sources
+
+
+def _absolute_paths(settings: Settings, sources: dict[str, str], path: Path | None) -> Settings:
+    """Relative paths made absolute, so that cron and systemd (cwd ``/``) see the same
+    tenants: from the config file's directory for values of the file and defaults when
+    there is a file, else from the current directory."""
+    file_dir = path.resolve().parent if path is not None else None
+    updates: dict[str, Path] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if not isinstance(value, Path) or value.is_absolute():
+            continue
+        base = file_dir if file_dir is not None and not sources[name].startswith("env") else None
+        updates[name] = (base / value) if base is not None else value.absolute()
+    return settings.model_copy(update=updates) if updates else settings
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

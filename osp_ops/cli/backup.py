@@ -11,7 +11,7 @@ import typer
 from osp_ops.backups import BackupInfo, list_backups, verify_backup, verify_backups
 from osp_ops.cli.common import context, run_inline
 from osp_ops.cli.output import console, print_json, table
-from osp_ops.domain.errors import OspOpsError, Problem, SpecError
+from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.domain.schedule import is_due
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine import backup as ops
@@ -29,7 +29,14 @@ Wait = Annotated[float, typer.Option(help="Seconds to wait for a busy tenant.")]
 def _specs(ctx: Context, slug: str | None, all_: bool) -> list[TenantSpec]:
     if all_ == (slug is not None):
         raise SpecError([Problem("arguments", "give a tenant slug or --all")], subject="command")
-    return list(ctx.specs.load_all().values()) if all_ else [ctx.specs.load(str(slug))]
+    if not all_:
+        return [ctx.specs.load(str(slug))]
+    specs = list(ctx.specs.load_all().values())
+    if not specs:  # a scheduled run that finds nothing must say so
+        raise NotFoundError(
+            f"no tenant spec in {ctx.settings.tenants_dir} (tenants_dir): nothing to do"
+        )
+    return specs
 
 
 def _last_complete(ctx: Context, spec: TenantSpec) -> datetime | None:
@@ -78,14 +85,17 @@ def run(
     slug: Slug = None,
     all_: All = False,
     due: Annotated[
-        bool, typer.Option("--due", help="Only tenants whose backup schedule is due.")
+        bool,
+        typer.Option(
+            "--due", help="Only tenants whose backup schedule is due (all such without a slug)."
+        ),
     ] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="Tenants backed up at once.")] = 1,
     wait: Wait = 0.0,
 ) -> None:
-    """Back up (dump, upload, verify) one tenant or all of them."""
+    """Back up (dump, upload, verify) one tenant or all of them (`--due` alone: all due)."""
     ctx = context(c)
-    specs = _specs(ctx, slug, all_)
+    specs = _specs(ctx, slug, all_ or (due and slug is None))
     if due:
         now = datetime.now(UTC)
         specs = [

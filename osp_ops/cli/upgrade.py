@@ -8,7 +8,7 @@ import typer
 
 from osp_ops.cli.common import context, queued, run_inline
 from osp_ops.cli.output import console, print_json, table
-from osp_ops.domain.errors import CatalogError, Problem, SpecError
+from osp_ops.domain.errors import CatalogError, NotFoundError, Problem, SpecError
 from osp_ops.engine.api import request_upgrade
 from osp_ops.engine.upgrade import UpgradePlan, plan
 from osp_ops.store.db import utcnow
@@ -78,6 +78,10 @@ def run(
         raise SpecError([Problem("arguments", "give a tenant slug or --all")], subject="command")
     ctx = context(c)
     plans, refused = _plans(c)
+    if all_ and not plans and not refused:  # a scheduled run that finds nothing says so
+        raise NotFoundError(
+            f"no tenant spec in {ctx.settings.tenants_dir} (tenants_dir): nothing to do"
+        )
     for tenant, error in refused:
         if all_ or tenant == slug:
             console.print(f"[red]{tenant}: {error}[/]")

@@ -8,6 +8,8 @@ test cluster with pods that pass the `restricted` Pod Security level.
 from __future__ import annotations
 
 import configparser
+import os
+import re
 import secrets
 import shlex
 import shutil
@@ -16,15 +18,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 from kubernetes import client
 
+from osp_ops.backups import list_backups
+from osp_ops.domain.names import db_name_for
+from osp_ops.domain.spec import validate_spec
+from osp_ops.engine import backup as ops
+from osp_ops.engine.api import request_converge
+from osp_ops.engine.context import build_context
+from osp_ops.engine.runner import run_operation
+from osp_ops.platforms.fake import JournalFakePlatform
+from osp_ops.platforms.pgtenant import TenantDatabases
+from osp_ops.settings import load_settings
+from osp_ops.store.backups import Backups
 from tests.fixtures.kube import KubeCluster
+from tests.fixtures.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "deploy" / "systemd"
 CRONJOBS = REPO / "deploy" / "kubernetes" / "cronjobs.yaml"
+RUNBOOK = REPO / "docs" / "operations.md"
 
 
 def _units() -> list[Path]:
@@ -126,3 +142,116 @@ def test_cronjobs_are_accepted_and_their_pods_are_restricted(kube: KubeCluster) 
             assert names == sorted(d["metadata"]["name"] for d in _cronjobs())
         finally:
             core.delete_namespace(ns)
+
+
+# -- every scheduled command, run as shipped, from / -----------------------------------
+
+Job = tuple[dict[str, str], list[str]]  # (environment it sets, argv after `osp-ops`)
+
+
+def _systemd_jobs() -> list[Job]:
+    jobs = []
+    for p in sorted(SYSTEMD.glob("*.service")):
+        service = _unit(p)["Service"]
+        if service.get("Type") == "simple":
+            continue  # the worker runs forever; its one-shot form is the cron line
+        env = dict(v.split("=", 1) for v in shlex.split(service.get("Environment", "")))
+        jobs.append((env, shlex.split(service["ExecStart"])[1:]))
+    return jobs
+
+
+def _cronjob_jobs() -> list[Job]:
+    jobs = []
+    for job in _cronjobs():
+        container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        jobs.append((env, list(container["args"])))
+    return jobs
+
+
+def _runbook_jobs() -> list[Job]:
+    block = RUNBOOK.read_text().split("```cron\n", 1)[1].split("```", 1)[0]
+    env: dict[str, str] = {}
+    jobs = []
+    for line in block.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if m := re.fullmatch(r"([A-Z_]+)=(\S+)", line):
+            env[m[1]] = m[2]
+        elif line:
+            argv = shlex.split(line)[5:]  # five time fields, then the command
+            assert argv[0] == "osp-ops", line
+            jobs.append((dict(env), argv[1:]))
+    return jobs
+
+
+SCHEDULES = {"systemd": _systemd_jobs, "kubernetes": _cronjob_jobs, "runbook": _runbook_jobs}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("source", sorted(SCHEDULES))
+def test_scheduled_commands_run_from_root_and_take_the_due_backup(
+    source: str, tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """Each job as shipped (its argv and environment; paths mapped into this test's world),
+    started in `/` as cron and systemd do: every job succeeds and the due backup is taken."""
+    checkout, data = tmp_path / "srv", tmp_path / "srv" / "data"
+    checkout.mkdir()
+    (checkout / "osp-ops.yaml").write_text(
+        f"data_dir: data\nplatform_db_admin_dsn: {postgres.dsn}\nretry_base_delay: 0\n"
+    )
+    journal = str(tmp_path / "fake.json")
+    slug = f"s{secrets.token_hex(3)}"
+    settings = load_settings(checkout / "osp-ops.yaml")[0]
+    ctx = build_context(
+        settings, actor="test", platform_factory=lambda _s: JournalFakePlatform(path=journal)
+    )
+    spec = validate_spec(
+        {
+            "slug": slug,
+            "name": slug.title(),
+            "app": {"name": "decidim", "version": "0.27.7"},
+            "hosts": {"primary": f"{slug}.example.org"},
+            "admin": {"name": "Admin", "email": f"admin@{slug}.example.org"},
+            "platform": {"kind": "kubernetes"},
+        }
+    )
+    ctx.specs.write(spec)
+    assert run_operation(ctx, request_converge(ctx, spec)[0].id).status == "succeeded"
+    password = ctx.secrets.get(slug, "db_password")
+    dbs = TenantDatabases(postgres.dsn)
+    try:
+        dbs.ensure(slug, password)
+    finally:
+        dbs.close()
+    tenant_dsn = postgres.dsn_for(db_name_for(slug), user=db_name_for(slug), password=password)
+    with psycopg.connect(tenant_dsn, autocommit=True) as conn:
+        for table in ops.main_tables(ctx, spec):
+            conn.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY, body text)")
+            conn.execute(f"INSERT INTO {table} (body) VALUES ('one row')")
+
+    where = {  # the shipped paths, in this world
+        "/srv/osp-ops": str(checkout),
+        "/etc/osp-ops/tenants": str(checkout / "tenants"),
+        "/etc/osp-ops/keys": str(data),
+        "/var/lib/osp-ops": str(data),
+    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OSP_OPS_")}
+    base["OSP_OPS_FAKE_PLATFORM_JOURNAL"] = journal
+    if source == "kubernetes":  # what the Secret osp-ops-settings holds
+        base["OSP_OPS_PLATFORM_DB_ADMIN_DSN"] = postgres.dsn
+        base["OSP_OPS_RETRY_BASE_DELAY"] = "0"
+    exe = str(Path(sys.executable).parent / "osp-ops")
+    ran = []
+    for env, argv in SCHEDULES[source]():
+        for shipped, here in where.items():
+            env = {k: v.replace(shipped, here) for k, v in env.items()}
+        proc = subprocess.run(
+            [exe, *argv], env=base | env, cwd="/", capture_output=True, text=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, (argv, proc.stdout[-800:], proc.stderr[-800:])
+        ran.append(argv[:2])
+    assert ["backup", "run"] in ran
+    backups = list_backups(ops.store_for(ctx), slug, mac_key=ops.known_mac_key(ctx, slug))
+    assert [b.state for b in backups] == ["complete"]
+    assert Backups(ctx.db).verified_ids(slug) == {backups[0].backup_id}

@@ -123,3 +123,20 @@ def test_env_names_match_case_insensitively(monkeypatch: pytest.MonkeyPatch) -> 
     s, sources = load_settings(None)
     assert s.http_port == 9091
     assert sources["http_port"] == "env osp_ops_http_port"
+
+
+def test_relative_paths_resolve_from_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "srv"
+    checkout.mkdir()
+    cfg = write(checkout / "osp-ops.yaml", "data_dir: state\n")
+    monkeypatch.chdir("/")  # as cron and systemd run
+    s, _ = load_settings(cfg)
+    assert s.tenants_dir == checkout / "tenants"  # the default, next to the file
+    assert s.data_dir == checkout / "state"
+    monkeypatch.setenv("OSP_OPS_TENANTS_DIR", "specs")  # the caller's: from the cwd
+    assert load_settings(cfg)[0].tenants_dir == Path("/specs")
+    monkeypatch.delenv("OSP_OPS_TENANTS_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None)[0].tenants_dir == tmp_path / "tenants"
