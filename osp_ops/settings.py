@@ -14,15 +14,18 @@ tenants as one started in the checkout.
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from osp_ops.domain.errors import ConfigError, Problem, SpecError
+from osp_ops.domain.names import OWNED, Owned, reserved_problems
 
 ENV_PREFIX = "OSP_OPS_"
 DEFAULT_CONFIG_FILE = Path("osp-ops.yaml")
@@ -34,6 +37,18 @@ class TlsMode(StrEnum):
     local_ca = "local-ca"  # a CA osp-ops creates in the data directory (embedded default)
     acme = "acme"  # Let's Encrypt or another ACME CA through certbot / cert-manager
     none = "none"  # plain HTTP, for tests behind another TLS terminator
+
+
+def _database_of(url: str | None) -> str | None:
+    """The database a PostgreSQL URL or ``key=value`` DSN names (None otherwise)."""
+    if not url:
+        return None
+    if "://" in url:
+        parts = urlsplit(url)
+        is_pg = parts.scheme.split("+")[0] in ("postgresql", "postgres")
+        return parts.path.lstrip("/") or None if is_pg else None
+    match = re.search(r"(?:^|\s)dbname\s*=\s*'?([^'\s]+)", url)
+    return match.group(1) if match else None
 
 
 def _default_data_dir() -> Path:
@@ -123,6 +138,20 @@ class Settings(BaseSettings):
     def effective_backup_url(self) -> str:
         """The backup store URL, defaulting to a local directory."""
         return self.backup_url or f"file://{self.data_dir / 'backups'}"
+
+    def owned_names(self) -> Owned:
+        """Names no tenant may take: ``OWNED`` plus the state and admin databases and the
+        backup bucket these settings name."""
+        dsn = self.platform_db_admin_dsn
+        admin = dsn.get_secret_value() if dsn is not None else None
+        databases = [_database_of(self.state_url), _database_of(admin)]
+        backup = urlsplit(self.backup_url or "")
+        bucket = backup.netloc if backup.scheme == "s3" else ""
+        return OWNED.with_databases(*filter(None, databases)).with_buckets(bucket)
+
+    def reserved_problems(self, slug: str) -> list[str]:
+        """Why ``slug`` cannot name a tenant under these settings (empty when it can)."""
+        return reserved_problems(slug, self.owned_names(), bucket_prefix=self.app_s3_bucket_prefix)
 
     def app_s3_keys(self) -> tuple[str, str]:
         """(access key id, secret) of the tenants' buckets; ConfigError if one is missing."""

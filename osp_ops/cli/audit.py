@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from osp_ops.cli.common import context
+from osp_ops.cli.common import context, slug_option
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.domain.errors import OspOpsError
 
@@ -39,7 +39,7 @@ def verify(
 @app.command("list")
 def list_(
     c: typer.Context,
-    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    tenant: Annotated[str | None, slug_option("--tenant", help_text="Only this tenant.")] = None,
     limit: Annotated[int, typer.Option(help="How many.")] = 50,
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:

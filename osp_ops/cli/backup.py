@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from osp_ops.backups import BackupInfo, list_backups, verify_backup, verify_backups
-from osp_ops.cli.common import context, run_inline
+from osp_ops.cli.common import context, run_inline, slug_argument, slug_option
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.domain.schedule import is_due
@@ -21,7 +21,7 @@ from osp_ops.store.backups import Backups
 
 app = typer.Typer(help="Backups: run, list, verify, restore, prune, drill.", no_args_is_help=True)
 
-Slug = Annotated[str | None, typer.Argument(help="Tenant; every tenant with --all.")]
+Slug = Annotated[str | None, slug_argument("Tenant; every tenant with --all.")]
 All = Annotated[bool, typer.Option("--all", help="Every tenant.")]
 Wait = Annotated[float, typer.Option(help="Seconds to wait for a busy tenant.")]
 
@@ -110,7 +110,7 @@ def run(
 @app.command("list")
 def list_(
     c: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Tenant.")],
+    slug: Annotated[str, slug_argument("Tenant.")],
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The tenant's backups as the object store has them (works with an empty state DB)."""
@@ -153,7 +153,7 @@ def list_(
 @app.command()
 def verify(
     c: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Tenant.")],
+    slug: Annotated[str, slug_argument("Tenant.")],
     backup_id: Annotated[str | None, typer.Option("--backup", help="One backup id.")] = None,
     sample: Annotated[
         float, typer.Option(help="Percent of the backups to check (the newest always).")
@@ -186,13 +186,15 @@ def verify(
 @app.command()
 def restore(
     c: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Tenant whose backup is restored.")],
+    slug: Annotated[str, slug_argument("Tenant whose backup is restored.")],
     backup_id: Annotated[
         str | None, typer.Option("--backup", help="Backup id; the latest complete if unset.")
     ] = None,
     to: Annotated[
         str | None,
-        typer.Option("--to", help="Restore into a NEW tenant (a clone) instead, with this slug."),
+        slug_option(
+            "--to", help_text="Restore into a NEW tenant (a clone) instead, with this slug."
+        ),
     ] = None,
     host: Annotated[
         str | None, typer.Option(help="The clone's host name (default <slug>.<base domain>).")
@@ -260,7 +262,7 @@ def _clone(
 
 
 @app.command("list-retired")
-def list_retired(c: typer.Context, slug: Annotated[str, typer.Argument(help="Tenant.")]) -> None:
+def list_retired(c: typer.Context, slug: Annotated[str, slug_argument("Tenant.")]) -> None:
     """Databases and file directories restores switched away from (kept until dropped)."""
     ctx = context(c)
     for name in ops.retired_databases(ctx, ctx.specs.load(slug)):

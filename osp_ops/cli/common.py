@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from pydantic import TypeAdapter, ValidationError
 
 from osp_ops.cli.output import ConsoleProgress, console
-from osp_ops.domain.errors import OspOpsError
+from osp_ops.domain.errors import OspOpsError, Problem, SpecError
+from osp_ops.domain.spec import Slug
 from osp_ops.engine.context import Context
 from osp_ops.engine.runner import run_operation
 from osp_ops.settings import Settings
@@ -22,6 +26,41 @@ def settings(ctx: typer.Context) -> tuple[Settings, dict[str, str]]:
     """Settings and their sources."""
     state = ctx.find_root().obj
     return state.settings()  # type: ignore[no-any-return]
+
+
+_SLUG: TypeAdapter[str] = TypeAdapter(Slug)
+
+
+def check_slug(c: typer.Context, value: str | None, *, field: str = "slug") -> str | None:
+    """A slug argument checked as spec validation checks it, reserved names included,
+    before anything touches the state DB (SpecError naming the argument)."""
+    if value is None or c.resilient_parsing:
+        return value
+    try:
+        _SLUG.validate_python(value)
+    except ValidationError as e:
+        message = e.errors()[0]["msg"].removeprefix("Value error, ")
+        raise SpecError([Problem(field, message)], subject="argument") from None
+    reserved = settings(c)[0].reserved_problems(value)
+    if reserved:
+        raise SpecError([Problem(field, p) for p in reserved], subject="argument")
+    return value
+
+
+def _slug_callback(c: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    name = param.name or "slug"
+    field = f"--{name.replace('_', '-')}" if param.param_type_name == "option" else name
+    return check_slug(c, value, field=field)
+
+
+def slug_argument(help_text: str = "Tenant slug.") -> Any:
+    """``typer.Argument`` of a tenant slug, validated before the command runs."""
+    return typer.Argument(help=help_text, callback=_slug_callback)
+
+
+def slug_option(*names: str, help_text: str) -> Any:
+    """``typer.Option`` naming a tenant slug (``--to``), validated like ``slug_argument``."""
+    return typer.Option(*names, help=help_text, callback=_slug_callback)
 
 
 def run_inline(

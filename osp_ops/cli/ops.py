@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from osp_ops.cli.common import context, queued, run_inline
+from osp_ops.cli.common import context, queued, run_inline, slug_option
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import IllegalTransitionError
@@ -20,7 +20,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 @app.command("list")
 def list_(
     c: typer.Context,
-    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    tenant: Annotated[str | None, slug_option("--tenant", help_text="Only this tenant.")] = None,
     status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
     limit: Annotated[int, typer.Option(help="How many.")] = 30,
     json_: JsonOpt = False,

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from osp_ops.cli.common import context
+from osp_ops.cli.common import context, slug_argument
 from osp_ops.cli.output import console
 from osp_ops.domain.errors import PlatformError, SecretError
 from osp_ops.render.manifests import secret_digest
@@ -23,7 +23,7 @@ from osp_ops.render.manifests import secret_digest
 
 def render(
     c: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Tenant slug (a Kubernetes tenant).")],
+    slug: Annotated[str, slug_argument("Tenant slug (a Kubernetes tenant).")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write <slug>/*.yaml into.")],
 ) -> None:
     """Write a Kubernetes tenant's manifests to a directory (no secret values)."""

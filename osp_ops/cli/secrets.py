@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from osp_ops.cli.common import context, queued, run_inline
+from osp_ops.cli.common import context, queued, run_inline, slug_argument
 from osp_ops.cli.output import console
 from osp_ops.engine import rotation
 from osp_ops.engine.api import request
@@ -24,7 +24,7 @@ def rotate_key(c: typer.Context) -> None:
 
 
 @app.command("list")
-def list_(c: typer.Context, tenant: str) -> None:
+def list_(c: typer.Context, tenant: Annotated[str, slug_argument("Tenant.")]) -> None:
     """Names of a tenant's secrets (values are never printed here)."""
     for name in context(c).secrets.names(tenant):
         console.print(name)
@@ -33,7 +33,7 @@ def list_(c: typer.Context, tenant: str) -> None:
 @app.command()
 def rotate(
     c: typer.Context,
-    tenant: Annotated[str, typer.Argument(help="Tenant.")],
+    tenant: Annotated[str, slug_argument("Tenant.")],
     name: Annotated[
         list[str] | None,
         typer.Option(help="A secret to rotate (repeatable); every app secret if unset."),

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from osp_ops.cli.common import context, queued, run_inline
+from osp_ops.cli.common import context, queued, run_inline, slug_argument
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
 from osp_ops.domain.catalog import Catalog
@@ -29,6 +29,7 @@ AsyncOpt = Annotated[
 WaitOpt = Annotated[float, typer.Option("--wait", help="Seconds to wait for a busy tenant.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every platform task.")]
+SlugArg = Annotated[str, slug_argument()]
 
 
 def _finish(
@@ -69,7 +70,7 @@ def _print_access(c: typer.Context, spec: TenantSpec) -> None:
 @app.command()
 def create(
     c: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Tenant slug (DNS label), e.g. nanterre.")],
+    slug: Annotated[str, slug_argument("Tenant slug (DNS label), e.g. nanterre.")],
     app_name: Annotated[str | None, typer.Option("--app", help="decidim or openslides.")] = None,
     version: Annotated[str | None, typer.Option(help="App version; the newest if unset.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
@@ -161,7 +162,7 @@ def _load(c: typer.Context, slug: str) -> TenantSpec:
 @app.command()
 def apply(
     c: typer.Context,
-    slug: Annotated[str | None, typer.Argument(help="Tenant; all spec files with --all.")] = None,
+    slug: Annotated[str | None, slug_argument("Tenant; all spec files with --all.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every tenant with a spec file.")] = False,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
@@ -179,7 +180,7 @@ def apply(
 @app.command()
 def suspend(
     c: typer.Context,
-    slug: str,
+    slug: SlugArg,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
     verbose: VerboseOpt = False,
@@ -191,7 +192,7 @@ def suspend(
 @app.command()
 def resume(
     c: typer.Context,
-    slug: str,
+    slug: SlugArg,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
     verbose: VerboseOpt = False,
@@ -203,7 +204,7 @@ def resume(
 @app.command()
 def delete(
     c: typer.Context,
-    slug: str,
+    slug: SlugArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
@@ -263,7 +264,7 @@ def list_(c: typer.Context, json_: JsonOpt = False) -> None:
 @app.command()
 def show(
     c: typer.Context,
-    slug: str,
+    slug: SlugArg,
     json_: JsonOpt = False,
     health: Annotated[bool, typer.Option(help="Check the instance's health.")] = True,
 ) -> None:
@@ -336,7 +337,7 @@ def show(
 
 
 @app.command()
-def credentials(c: typer.Context, slug: str, json_: JsonOpt = False) -> None:
+def credentials(c: typer.Context, slug: SlugArg, json_: JsonOpt = False) -> None:
     """Print the first administrator's credentials (recorded in the audit log)."""
     ctx = context(c)
     spec = ctx.specs.load(slug)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from osp_ops.cli.common import context, queued, run_inline
+from osp_ops.cli.common import context, queued, run_inline, slug_argument
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.domain.errors import CatalogError, NotFoundError, Problem, SpecError
 from osp_ops.engine.api import request_upgrade
@@ -65,7 +65,7 @@ def plan_(
 @app.command()
 def run(
     c: typer.Context,
-    slug: Annotated[str | None, typer.Argument(help="Tenant; every due one with --all.")] = None,
+    slug: Annotated[str | None, slug_argument("Tenant; every due one with --all.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every tenant whose spec is ahead.")] = False,
     in_window: Annotated[
         bool, typer.Option("--in-window", help="Only tenants whose maintenance window is open.")

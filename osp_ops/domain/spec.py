@@ -25,8 +25,10 @@ from pydantic import (
     model_validator,
 )
 
+from osp_ops.domain import strict_yaml
 from osp_ops.domain.catalog import Catalog, default_catalog
 from osp_ops.domain.errors import Problem, SpecError
+from osp_ops.domain.names import reserved_problems
 from osp_ops.domain.plans import PlanName
 
 SLUG_MAX = 30
@@ -44,6 +46,9 @@ def _check_slug(value: str) -> str:
             "must be a DNS-1123 label: lowercase letters, digits and '-', "
             "starting with a letter and not ending with '-'"
         )
+    reserved = reserved_problems(value)
+    if reserved:
+        raise ValueError("; ".join(reserved))
     return value
 
 
@@ -336,7 +341,9 @@ def parse_spec(
     ``expected_slug`` (the file's base name) must equal the spec's slug.
     """
     try:
-        data = yaml.safe_load(text)
+        data = strict_yaml.load(text)
+    except strict_yaml.DuplicateKeyError as e:
+        raise SpecError([Problem(f"{source}: {e.path}", str(e))]) from None
     except yaml.YAMLError as e:
         raise SpecError([Problem(source, f"not valid YAML: {e}")]) from None
     if not isinstance(data, dict):

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from osp_ops.domain.errors import IllegalTransitionError
+from osp_ops.domain.errors import IllegalTransitionError, Problem, SpecError
 from osp_ops.domain.phases import TRANSITIONS, Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec
 from osp_ops.engine.context import Context
@@ -61,6 +61,9 @@ def request(
     Returns (operation, created); an identical pending operation is returned instead of
     a new one. Raises before recording anything when the request is not allowed.
     """
+    reserved = ctx.settings.reserved_problems(spec.slug)
+    if reserved:
+        raise SpecError([Problem("slug", p) for p in reserved])
     ctx.specs.check_against_fleet(spec)
     rec = ctx.tenants.get(spec.slug)
     entry = _ENTRY_PHASE.get(kind)
