@@ -26,6 +26,11 @@ and restores, alternating:
   restore-to-new-database step alone is also reported). The retired database is dropped
   (``--confirm-drop``) after each round, outside the timing.
 
+Each round runs every method once. Ratios are paired within each round (osp-ops and a
+baseline of the same round), then reported as the median and range of the rounds; the
+table gives each method's median and range. osp-ops finds pg_dump on PATH, which gets
+``--pg-bin`` first, so both sides run the same pg_dump (not Debian's /usr/bin wrapper).
+
 Peak RSS: the sum of VmRSS over each method's process tree (pg_dump, zstd, python,
 psql...; not the PostgreSQL server, not MinIO), sampled from /proc every 50 ms, and
 VmHWM of the osp-ops Python process alone.
@@ -212,6 +217,14 @@ def main() -> None:
         )
         if endpoint:
             env["OSP_OPS_S3_ENDPOINT_URL"] = endpoint
+        # osp-ops runs pg_dump, pg_restore and psql from PATH; /usr/bin/pg_dump is Debian's
+        # wrapper script (perl, picks a version). Both sides run the binaries of --pg-bin.
+        env["PATH"] = f"{args.pg_bin}{os.pathsep}{env.get('PATH', os.defpath)}"
+        for tool in ("pg_dump", "pg_restore"):
+            found = shutil.which(tool, path=env["PATH"])
+            if found is None or Path(found).resolve() != (Path(args.pg_bin) / tool).resolve():
+                raise SystemExit(f"{tool} of osp-ops would be {found}, not {args.pg_bin}/{tool}")
+        print(f"pg_dump for the baselines and osp-ops: {args.pg_bin}/pg_dump")
         cli = [sys.executable, "-m", "osp_ops.cli"]
         tenants = work / "osp" / "tenants"
         if not (tenants / f"{SLUG}.yaml").exists():
@@ -339,64 +352,82 @@ def _latest_size(cli: list[str], env: dict[str, str]) -> int:
     return int(json.loads(out)["backups"][-1]["size"])
 
 
+def _seconds(run: Run, step: bool = False) -> float:
+    return run.extra["step"] if step else run.seconds
+
+
+def _ratios(
+    results: dict[str, list[Run]], mine: str, ref: str, *, step: bool = False
+) -> list[float]:
+    """Speed of ``mine`` over ``ref`` in each round (>1: ``mine`` faster).
+
+    Every method runs once per round, so the i-th runs of two methods are of one round:
+    a ratio never pairs figures of different rounds.
+    """
+    a, b = results.get(mine, []), results.get(ref, [])
+    return [rb.seconds / _seconds(ra, step) for ra, rb in zip(a, b, strict=True)]
+
+
+def _spread(values: list[float], fmt: str = ".2f") -> str:
+    """``median (min-max)`` of the rounds."""
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:{fmt}}"
+    return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
 def _report(results: dict[str, list[Run]], db_size: int, dump_size: int) -> None:
-    """Best of the rounds per method; ratios against the raw pipelines."""
+    """Median and range of the rounds per method; ratios paired within each round."""
     mb = db_size / 1e6
-    best = {name: min(runs, key=lambda r: r.seconds) for name, runs in results.items()}
     print(f"\ndatabase {mb:.0f} MB, pg_dump -Fc -Z0 stream {dump_size / 1e6:.0f} MB")
-    print(f"| {'method':36} | seconds | MB/s | stored MB | peak RSS tree MB | python HWM MB |")
-    print(f"|{'-' * 38}|--------:|-----:|----------:|-----------------:|--------------:|")
+    print("seconds: median of the rounds (min-max); MB/s from the median")
+    print(
+        f"| {'method':36} | {'seconds':19} | MB/s | stored MB | peak RSS tree MB | python HWM MB |"
+    )
+    print(f"|{'-' * 38}|{'-' * 20}:|-----:|----------:|-----------------:|--------------:|")
+
+    def row(
+        label: str, secs: list[float], stored: str = " " * 9, rss: str = "", hwm: str = ""
+    ) -> None:
+        med = statistics.median(secs)
+        print(f"| {label:36} | {_spread(secs):>19} | {mb / med:4.0f} | {stored} | "
+              f"{rss:>16} | {hwm:>13} |")  # fmt: skip
+
     for name, runs in results.items():
-        b = best[name]
-        rss = max(r.tree_kib for r in runs) / 1024
         osp = name.startswith(("osp", "restore: osp"))
-        hwm = f"{max(r.root_hwm_kib for r in runs) / 1024:13.0f}" if osp else " " * 13
-        stored = f"{b.extra['stored'] / 1e6:9.1f}" if "stored" in b.extra else " " * 9
-        print(f"| {name:36} | {b.seconds:7.2f} | {mb / b.seconds:4.0f} | {stored} | "
-              f"{rss:16.0f} | {hwm} |")  # fmt: skip
-        if "step" in b.extra:
-            step = min(r.extra["step"] for r in runs)
-            verify = min(r.extra["verify"] for r in runs)
+        stored_b = [r.extra["stored"] for r in runs if "stored" in r.extra]
+        row(
+            name,
+            [r.seconds for r in runs],
+            f"{statistics.median(stored_b) / 1e6:9.1f}" if stored_b else " " * 9,
+            f"{max(r.tree_kib for r in runs) / 1024:.0f}",
+            f"{max(r.root_hwm_kib for r in runs) / 1024:.0f}" if osp else "",
+        )
+        if "step" in runs[0].extra:
             label = "dump-and-upload" if "run" in name else "restore-to-new-database"
-            print(f"| {'  step ' + label:36} | {step:7.2f} | {mb / step:4.0f} | {'':9} | "
-                  f"{'':16} | {'':13} |")  # fmt: skip
-            print(f"| {'  step verify':36} | {verify:7.2f} | {mb / verify:4.0f} | {'':9} | "
-                  f"{'':16} | {'':13} |")  # fmt: skip
+            row("  step " + label, [r.extra["step"] for r in runs])
+            row("  step verify", [r.extra["verify"] for r in runs])
 
-    def sec(name: str, step: bool = False) -> float | None:
-        runs = results.get(name)
-        if not runs:
-            return None
-        return min(r.extra["step"] for r in runs) if step else min(r.seconds for r in runs)
+    print("\nspeed ratios (>1: the first is faster), each round's own pair; median (min-max):")
 
-    print("\nspeed ratios (>1: osp-ops faster; best of the rounds):")
-    for osp, step, label in [
-        ("osp-ops backup run", False, "backup run (whole CLI)"),
-        ("osp-ops backup run", True, "dump-and-upload step"),
-    ]:
-        mine = sec(osp, step)
+    def ratio(label: str, mine: str, ref: str, ref_label: str, step: bool = False) -> None:
+        values = _ratios(results, mine, ref, step=step)
+        if values:
+            print(f"  {label:32} vs {ref_label:28} {_spread(values)}x  ({len(values)} rounds)")
+
+    for step, label in [(False, "backup run (whole CLI)"), (True, "dump-and-upload step")]:
         for ref in (
             "pg_dump -Fp | zstd -3",
             "pg_dump -Fc -Z0 | zstd -3",
             "pg_dump -Fc (gzip 6)",
             "pg_dump -Fc -Z0 alone",
         ):
-            other = sec(ref)
-            if mine and other:
-                print(f"  {label:28} vs {ref:28} {other / mine:5.2f}x")
-    ceiling, gzip = sec("pg_dump -Fc -Z0 alone"), sec("pg_dump -Fc (gzip 6)")
-    if ceiling and gzip:
-        print(f"  {'(ceiling) pg_dump -Fc -Z0 alone':28} vs {'pg_dump -Fc (gzip 6)':28} "
-              f"{gzip / ceiling:5.2f}x")  # fmt: skip
-    raw = sec("restore: zstd -dc | pg_restore")
+            ratio(label, "osp-ops backup run", ref, ref, step)
+    ratio("(ceiling) pg_dump -Fc -Z0 alone", "pg_dump -Fc -Z0 alone", "pg_dump -Fc (gzip 6)",
+          "pg_dump -Fc (gzip 6)")  # fmt: skip
     for step, label in [(False, "backup restore (whole CLI)"), (True, "restore-to-new-database")]:
-        mine = sec("restore: osp-ops backup restore", step)
-        if mine and raw:
-            print(f"  {label:28} vs {'zstd -dc | pg_restore':28} {raw / mine:5.2f}x")
-    spread = {n: statistics.pstdev([r.seconds for r in runs]) for n, runs in results.items()}
-    print(
-        "spread (stdev of the rounds, s): " + ", ".join(f"{n}: {s:.2f}" for n, s in spread.items())
-    )
+        ratio(label, "restore: osp-ops backup restore", "restore: zstd -dc | pg_restore",
+              "zstd -dc | pg_restore", step)  # fmt: skip
 
 
 if __name__ == "__main__":

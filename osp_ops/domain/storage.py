@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from osp_ops.domain.errors import ConfigError
+from osp_ops.domain.names import tenant_names
 
 STAGING = ".osp-ops/"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -19,7 +20,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 def tenant_bucket(prefix: str, slug: str) -> str:
     """The bucket of tenant ``slug``; ConfigError naming the setting if S3 refuses the name."""
-    name = f"{prefix}{slug}"
+    name = tenant_names(slug).bucket(prefix)
     if not _BUCKET.match(name) or "--" in name[:4]:
         raise ConfigError(
             f"app_s3_bucket_prefix: bucket name {name!r} is not a valid S3 bucket name "

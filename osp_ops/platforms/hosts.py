@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import yaml
 
 from osp_ops.domain.catalog import App, Catalog
 from osp_ops.domain.errors import ConfigError, PlatformError
+from osp_ops.domain.names import tenant_names
 from osp_ops.domain.spec import HostsPlatform as HostsPlacement
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms import tls
@@ -286,6 +287,7 @@ class HostsPlatform:
             "osp_default_https_port": self.settings.https_port,
             "osp_tenant": {
                 "slug": spec.slug,
+                "names": asdict(tenant_names(spec.slug)),
                 "name": spec.name,
                 "hostnames": list(spec.hosts.all),
                 "version": version,

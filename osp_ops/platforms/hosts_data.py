@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from osp_ops.domain.errors import PlatformError
-from osp_ops.domain.names import db_name_for
+from osp_ops.domain.names import db_name_for, tenant_names
 from osp_ops.domain.spec import HostsPlatform as HostsPlacement
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.data import Command, DatabaseAdmin, PsqlAdmin
@@ -83,7 +83,7 @@ class HostLayout:
 
     def data_dir(self, slug: str) -> str:
         """The tenant app's data directory (holds ``media``)."""
-        return f"{self.srv_dir}/{slug}/data"
+        return f"{self.srv_dir}/{tenant_names(slug).directory}/data"
 
     def media_dir(self, slug: str) -> str:
         """The tenant's uploaded files."""

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from osp_ops.domain.catalog import Catalog
+from osp_ops.domain.names import tenant_names
 from osp_ops.domain.plans import PLANS, Plan, Resources
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.domain.storage import tenant_bucket
@@ -29,15 +30,14 @@ from osp_ops.settings import Settings, TlsMode
 MANAGED_BY = "osp-ops"
 TENANT_LABEL = "osp-ops.io/tenant"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-NAMESPACE_PREFIX = "osp-"
 SECRET_HASH_ANNOTATION = "osp-ops.io/secret-hash"  # noqa: S105 - a name, not a secret
 ACME_CLUSTER_ISSUER = "osp-ops-acme"
 LOCAL_CA_CLUSTER_ISSUER = "osp-ops-local-ca"
 
 
 def namespace_for(slug: str) -> str:
-    """The tenant's namespace."""
-    return f"{NAMESPACE_PREFIX}{slug}"
+    """The tenant's namespace (``domain.names``)."""
+    return tenant_names(slug).namespace
 
 
 def secret_name_for(app: str) -> str:
