@@ -30,6 +30,8 @@ class AppVersion(_Frozen):
     version: str
     package: str | None = None
     pins: tuple[str, ...] = ()
+    # Versions the lock takes over the app's own metadata (scripts/lock-apps).
+    overrides: tuple[str, ...] = ()
     tag: str | None = None
     upgrades_from: tuple[str, ...] = ()
 
@@ -143,6 +145,44 @@ def parse_catalog(text: str) -> Catalog:
         return Catalog.model_validate(yaml.safe_load(text))
     except (ValidationError, yaml.YAMLError) as e:
         raise CatalogError(f"invalid app catalog: {e}") from e
+
+
+# Pinned package sets of the python apps, next to the catalog (scripts/lock-apps).
+BOOTSTRAP_LOCK = "python-bootstrap.txt"
+
+
+def lock_name(app: str, version: str) -> str:
+    """File name of the pinned package set of ``app`` ``version`` under locks/."""
+    return f"{app}-{version}.txt"
+
+
+def lock_source_line(entry: AppVersion) -> str:
+    """The line a lock carries to tell which catalog entry it was made from."""
+    parts = [entry.package or "", *entry.pins]
+    if entry.overrides:
+        parts += ["overrides:", *entry.overrides]
+    return "# from: " + " ".join(parts)
+
+
+def lock_text(app: str, version: str) -> str:
+    """The pinned requirements (with hashes) of a python app version.
+
+    Raises CatalogError when the catalog ships no lock for it (run scripts/lock-apps).
+    """
+    return _lock(lock_name(app, version))
+
+
+def bootstrap_lock_text() -> str:
+    """pip, setuptools and wheel, pinned with hashes: what an app venv gets first."""
+    return _lock(BOOTSTRAP_LOCK)
+
+
+def _lock(name: str) -> str:
+    path = resources.files("osp_ops.domain").joinpath("locks", name)
+    try:
+        return path.read_text("utf-8")
+    except FileNotFoundError:
+        raise CatalogError(f"no pinned package set {name} (run scripts/lock-apps)") from None
 
 
 @cache

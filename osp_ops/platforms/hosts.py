@@ -28,7 +28,7 @@ import ansible_runner
 import httpx
 import yaml
 
-from osp_ops.domain.catalog import App, Catalog
+from osp_ops.domain.catalog import App, AppKind, Catalog, bootstrap_lock_text, lock_text
 from osp_ops.domain.errors import ConfigError, PlatformError
 from osp_ops.domain.names import tenant_names
 from osp_ops.domain.spec import HostsPlatform as HostsPlacement
@@ -298,7 +298,7 @@ class HostsPlatform:
                 "admin_last_name": last,
                 "admin_email": str(spec.admin.email),
             },
-            "osp_app": _app_vars(app, spec.app.name, version, entry.package, entry.pins, entry.tag),
+            "osp_app": _app_vars(app, spec.app.name, version, entry.tag),
         }
         secret: dict[str, Any] = {"osp_secrets": dict(secrets)}
         if self.settings.tls_mode is TlsMode.local_ca:
@@ -412,15 +412,15 @@ def _path() -> str:
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
-def _app_vars(
-    app: App, name: str, version: str, package: str | None, pins: Sequence[str], tag: str | None
-) -> dict[str, Any]:
+def _app_vars(app: App, name: str, version: str, tag: str | None) -> dict[str, Any]:
+    python = app.kind is AppKind.python
     return {
         "name": name,
         "kind": app.kind.value,
         "version": version,
-        "package": package or "",
-        "pins": list(pins),
+        # The complete pinned set with hashes, and what the virtualenv gets before it.
+        "requirements": lock_text(name, version) if python else "",
+        "bootstrap_requirements": bootstrap_lock_text() if python else "",
         "image": app.image or "",
         "tag": tag or "",
         "health_path": app.health_path,

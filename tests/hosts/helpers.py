@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import signal
 import subprocess
@@ -18,13 +20,13 @@ from typing import Any
 import httpx
 import yaml
 
-from osp_ops.domain.catalog import default_catalog
+from osp_ops.domain.catalog import bootstrap_lock_text, lock_text
 from osp_ops.domain.spec import TenantSpec, parse_spec, validate_spec
 from osp_ops.platforms.base import Event
 from osp_ops.platforms.hosts import HostsPlatform
 
 VERSION = "3.3"
-PIP_PINS = default_catalog().app("openslides").version(VERSION)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_spec(slug: str, *, target: str = "localhost") -> TenantSpec:
@@ -73,22 +75,25 @@ class Recorder:
 
 
 def wheelhouse() -> Path:
-    """Wheels of OpenSlides 3.3 and its pins, built once from PyPI (pip cache).
+    """The files of OpenSlides 3.3's pinned sets, fetched by ``scripts/app-wheelhouse``.
 
-    SSH test hosts have no route to PyPI: they install from this directory, which
-    they see because the namespaces share this machine's filesystem.
+    SSH test hosts have no route to PyPI: they install from this directory (the
+    product's offline path, ``app_openslides_wheelhouse``), which they see because the
+    namespaces share this machine's filesystem. The directory holds the locked files
+    themselves (sdists stay sdists, built on the host), one per lock content.
     """
-    out = Path.home() / ".cache" / "osp-ops" / "wheelhouse" / f"openslides-{VERSION}"
-    stamp = out / ".complete"
-    if not stamp.exists():
-        out.mkdir(parents=True, exist_ok=True)
-        assert PIP_PINS.package
-        subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(out), PIP_PINS.package,
-             *PIP_PINS.pins],
-            check=True,
-        )  # fmt: skip
-        stamp.write_text("ok\n")
+    locks = bootstrap_lock_text() + lock_text("openslides", VERSION)
+    tag = hashlib.sha256(locks.encode()).hexdigest()[:12]
+    out = Path(tempfile.gettempdir()) / "osp-ops-wheelhouse" / f"openslides-{VERSION}-{tag}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{out}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one fetch when test workers ask at once
+        if not (out / ".complete").exists():
+            subprocess.run(
+                [sys.executable, str(REPO / "scripts" / "app-wheelhouse"), "openslides",
+                 VERSION, str(out)],
+                check=True,
+            )  # fmt: skip
     return out
 
 
