@@ -56,6 +56,12 @@ def _default_data_dir() -> Path:
     return Path(base) / "osp-ops"
 
 
+def _default_tools_dir() -> Path:
+    # Not below data_dir: one install serves every data directory (tests use many).
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "osp-ops" / "bin"
+
+
 class Settings(BaseSettings):
     """Effective operator settings."""
 
@@ -97,7 +103,13 @@ class Settings(BaseSettings):
     platform_db_admin_dsn: SecretStr | None = Field(
         None, description="Admin DSN of the shared PostgreSQL of Kubernetes tenants."
     )
-    helm_binary: str = Field("helm", description="helm executable.")
+    tools_dir: Path = Field(
+        default_factory=_default_tools_dir,
+        description="Where scripts/install-helm (run by scripts/install-deps) puts the pinned helm.",
+    )
+    helm_binary: str | None = Field(
+        None, description="helm executable; tools_dir/helm if unset and installed, else PATH."
+    )
     app_storage: Literal["volume", "s3"] = Field(
         "volume",
         description="Uploads of Kubernetes tenants: the chart's volume, or a bucket per "
@@ -133,6 +145,14 @@ class Settings(BaseSettings):
     def effective_state_url(self) -> str:
         """The state DB URL, defaulting to SQLite in the data directory."""
         return self.state_url or f"sqlite:///{self.data_dir / 'state.db'}"
+
+    @property
+    def effective_helm_binary(self) -> str:
+        """helm_binary, else the pinned helm scripts/install-helm installed, else ``helm``."""
+        if self.helm_binary:
+            return self.helm_binary
+        installed = self.tools_dir / "helm"
+        return str(installed) if installed.is_file() else "helm"
 
     @property
     def effective_backup_url(self) -> str:

@@ -417,12 +417,12 @@ class KubernetesPlatform:
         return f"{ip}/{ip.max_prefixlen}"
 
     def _helm(self) -> str:
-        binary = self.settings.helm_binary
+        binary = self.settings.effective_helm_binary
         found = shutil.which(binary)
         if found is None:
             raise PlatformError(
-                f"helm binary {binary!r} not found: install Helm 3 or set helm_binary "
-                "(OSP_OPS_HELM_BINARY) to its path"
+                f"helm binary {binary!r} not found: run scripts/install-helm (part of "
+                "scripts/install-deps) or set helm_binary (OSP_OPS_HELM_BINARY) to its path"
             )
         return found
 

@@ -437,7 +437,7 @@ def test_kill_during_apply_then_rerun_converges(
         "OSP_OPS_TENANTS_DIR": str(settings.tenants_dir),
         "OSP_OPS_KUBECONFIG": str(settings.kubeconfig),
         "OSP_OPS_PLATFORM_DB_ADMIN_DSN": settings.platform_db_admin_dsn.get_secret_value(),  # type: ignore[union-attr]
-        "OSP_OPS_HELM_BINARY": settings.helm_binary,
+        "OSP_OPS_HELM_BINARY": settings.effective_helm_binary,
         "OSP_OPS_TLS_MODE": "none",
         "OSP_OPS_DEFAULT_PLATFORM": "kubernetes",
         "OSP_OPS_LEASE_TTL_SECONDS": "2",
