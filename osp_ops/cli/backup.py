@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from osp_ops.backups import BackupInfo, list_backups, verify_backup, verify_backups
+from osp_ops.backups import BackupInfo, VerifyReport, list_backups
 from osp_ops.cli.common import context, run_inline, slug_argument, slug_option
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
@@ -17,7 +17,8 @@ from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine import backup as ops
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.context import Context
-from osp_ops.store.backups import Backups
+from osp_ops.engine.repair import verify_tenant
+from osp_ops.store.backups import BackupRecord, Backups
 
 app = typer.Typer(help="Backups: run, list, verify, restore, prune, drill.", no_args_is_help=True)
 
@@ -113,21 +114,23 @@ def list_(
     slug: Annotated[str, slug_argument("Tenant.")],
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """The tenant's backups as the object store has them (works with an empty state DB)."""
+    """The tenant's backups as the object store has them (works with an empty state DB),
+    with the last verify's result; a backup whose manifest is lost is listed as damaged."""
     ctx = context(c)
-    infos = list_backups(ops.store_for(ctx), slug, mac_key=ops.known_mac_key(ctx, slug))
-    verified = {b.id: b.verified_at for b in Backups(ctx.db).for_tenant(slug)}
+    records = {b.id: b for b in Backups(ctx.db).for_tenant(slug)}
+    infos = list_backups(
+        ops.store_for(ctx), slug, mac_key=ops.known_mac_key(ctx, slug), completed=set(records)
+    )
     rows: list[dict[str, Any]] = []
     for i in infos:
         size = sum(o.size for o in i.objects)
-        v = verified.get(i.backup_id)
         rows.append(
             {
                 "backup_id": i.backup_id,
                 "taken_at": i.taken_at.isoformat(),
                 "state": i.state,
                 "size": size,
-                "verified_at": v.isoformat() if v else None,
+                **_verify_fields(records.get(i.backup_id)),
                 "problem": i.problem,
             }
         )
@@ -136,18 +139,37 @@ def list_(
         return
     table(
         f"backups of {slug}",
-        ["ID", "TAKEN", "STATE", "SIZE", "VERIFIED"],
+        ["ID", "TAKEN", "STATE", "SIZE", "LAST VERIFY"],
         [
             [
                 r["backup_id"],
                 r["taken_at"],
                 r["state"] + (f" ({r['problem']})" if r["problem"] else ""),
                 f"{r['size'] / 1e6:.1f} MB",
-                r["verified_at"] or "-",
+                _last_verify(r["last_verify"]),
             ]
             for r in rows
         ],
     )
+
+
+def _verify_fields(rec: BackupRecord | None) -> dict[str, Any]:
+    """The last verify of a cached backup; ``verified_at`` only while it last passed."""
+    if rec is None or rec.verify_result is None or rec.verify_at is None:
+        return {"verified_at": None, "last_verify": None}
+    passed = rec.verify_result == "passed" and rec.verified_at is not None
+    last = {"result": rec.verify_result, "at": rec.verify_at.isoformat()}
+    return {
+        "verified_at": rec.verified_at.isoformat() if passed and rec.verified_at else None,
+        "last_verify": last | {"problem": rec.verify_problem},
+    }
+
+
+def _last_verify(last: dict[str, Any] | None) -> str:
+    if not last:
+        return "-"
+    text = f"{last['result']} {last['at'][:19]}"
+    return f"{text}: {last['problem']}" if last["problem"] and last["result"] != "passed" else text
 
 
 @app.command()
@@ -159,28 +181,55 @@ def verify(
         float, typer.Option(help="Percent of the backups to check (the newest always).")
     ] = 100.0,
 ) -> None:
-    """Re-read backups end to end (checksums, MAC, decrypt + decompress)."""
+    """Re-read backups end to end (checksums, MAC, decrypt + decompress); every result
+    (passed, failed, damaged) is recorded. A backup whose manifest is missing or
+    unreadable is DAMAGED and kept (`backup repair`). The scheduler runs `--all`."""
     ctx = context(c)
-    secret, _ = ops.tenant_keys(ctx, slug)
-    store, mac = ops.store_for(ctx), ops.known_mac_key(ctx, slug)
-    if backup_id:
-        reports = [verify_backup(store, slug, backup_id, [secret], mac_key=mac)]
-    else:
-        reports = verify_backups(store, slug, [secret], sample=sample / 100, mac_key=mac)
-    cache = Backups(ctx.db)
-    bad = 0
+    if all_ and backup_id:
+        raise SpecError([Problem("--backup", "names one backup: give a slug")], subject="command")
+    reports: list[VerifyReport] = []
+    for spec in _specs(ctx, slug, all_):
+        if all_ and ctx.tenants.get(spec.slug) is None:
+            console.print(f"{spec.slug}: never created, no backup")
+            continue
+        found = verify_tenant(ctx, spec.slug, backup_id=backup_id, sample=sample / 100)
+        if not found:
+            console.print(f"{spec.slug} has no backup")
+        reports += found
     for r in reports:
         rate = r.bytes_read / 1e6 / max(r.seconds, 1e-6)
+        label = f"{r.tenant} {r.backup_id}" if all_ else r.backup_id
         if r.ok:
-            cache.mark_verified(r.backup_id)
-            console.print(f"{r.backup_id}: ok ({r.bytes_read} bytes, {rate:.1f} MB/s)")
+            console.print(f"{label}: ok ({r.bytes_read} bytes, {rate:.1f} MB/s)")
+        elif r.damaged:
+            console.print(
+                f"{label}: DAMAGED (kept): {'; '.join(r.problems)}; "
+                f"`osp-ops backup repair {r.tenant} {r.backup_id}` rebuilds the manifest",
+                markup=False,
+            )
         else:
-            bad += 1
-            console.print(f"{r.backup_id}: FAILED: {'; '.join(r.problems)}", markup=False)
-    if not reports:
-        console.print(f"{slug} has no backup")
+            console.print(f"{label}: FAILED: {'; '.join(r.problems)}", markup=False)
+    bad = [r for r in reports if not r.ok]
     if bad:
-        raise OspOpsError(f"{bad} of {len(reports)} backups failed verification")
+        damaged = sum(r.damaged for r in bad)
+        raise OspOpsError(
+            f"{len(bad)} of {len(reports)} backups failed verification"
+            + (f" ({damaged} damaged: manifest missing or unreadable; kept)" if damaged else "")
+        )
+
+
+@app.command()
+def repair(
+    c: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Tenant.")],
+    backup_id: Annotated[str, typer.Argument(help="The damaged backup.")],
+    wait: Wait = 0.0,
+) -> None:
+    """Rebuild a damaged backup's manifest from the state DB's record, if every object
+    verifies against it (nothing is written otherwise)."""
+    ctx = context(c)
+    spec = ctx.specs.load(slug)
+    _run_each(ctx, "repair", [spec], params={"backup_id": backup_id}, concurrency=1, wait=wait)
 
 
 @app.command()
