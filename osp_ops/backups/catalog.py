@@ -2,11 +2,14 @@
 
 The state DB may be empty or lost: listing the store finds every backup. A backup
 directory with a readable manifest is ``complete``; one without (an interrupted run) is
-``incomplete``; one whose manifest does not parse or check is ``corrupt``.
+``incomplete``; one whose manifest does not parse or check, or that the caller knows was
+completed (``completed``: the state DB recorded it) but has no manifest, is ``damaged``.
+Damaged backups are kept: only retention or an explicit purge deletes a backup.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -22,7 +25,7 @@ from osp_ops.backups.manifest import (
 from osp_ops.backups.objectstore import ObjectInfo, ObjectStore
 from osp_ops.domain.errors import BackupError, NotFoundError
 
-State = Literal["complete", "incomplete", "corrupt"]
+State = Literal["complete", "incomplete", "damaged"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ def _group(store: ObjectStore, tenant: str) -> dict[str, list[ObjectInfo]]:
     return groups
 
 
+MANIFEST_MISSING = "manifest missing, though the state DB recorded the backup complete"
+
+
 def read_manifest(
     store: ObjectStore, tenant: str, backup_id: str, *, mac_key: bytes | None = None
 ) -> Manifest:
@@ -73,9 +79,14 @@ def read_manifest(
 
 
 def list_backups(
-    store: ObjectStore, tenant: str, *, mac_key: bytes | None = None
+    store: ObjectStore,
+    tenant: str,
+    *,
+    mac_key: bytes | None = None,
+    completed: Collection[str] = (),
 ) -> list[BackupInfo]:
-    """Every backup of the tenant, oldest first, complete or not."""
+    """Every backup of the tenant, oldest first, complete or not; ``completed``: ids known
+    (from the state DB) to have been completed, damaged when their manifest is gone."""
     out = []
     for backup_id, objs in sorted(_group(store, tenant).items()):
         prefix = backup_prefix(tenant, backup_id)
@@ -83,14 +94,16 @@ def list_backups(
         manifest = None
         problem = None
         state: State
-        if MANIFEST not in names:
+        if MANIFEST not in names and backup_id in completed:
+            state, problem = "damaged", MANIFEST_MISSING
+        elif MANIFEST not in names:
             state = "incomplete"
         else:
             try:
                 manifest = read_manifest(store, tenant, backup_id, mac_key=mac_key)
                 state = "complete"
             except (BackupError, NotFoundError) as e:
-                state, problem = "corrupt", str(e)
+                state, problem = "damaged", str(e)
         out.append(
             BackupInfo(
                 tenant=tenant,
@@ -115,14 +128,16 @@ def delete_backup(store: ObjectStore, info: BackupInfo) -> None:
             store.delete(obj.key)
 
 
-def cleanup(store: ObjectStore, tenant: str) -> list[str]:
-    """Delete incomplete backups and interrupted writes of the tenant; return the ids.
+def cleanup(store: ObjectStore, tenant: str, *, completed: Collection[str]) -> list[str]:
+    """Delete what interrupted backups of the tenant left; return the ids.
 
+    Only backups that both the store (no manifest) and the caller (``completed``, the
+    state DB's record) show as never completed: a lost manifest never deletes data.
     Run it while holding the tenant's lease: a backup in progress looks incomplete.
     """
     store.cleanup_incomplete(f"{tenant}/")
     removed = []
-    for info in list_backups(store, tenant):
+    for info in list_backups(store, tenant, completed=completed):
         if info.state == "incomplete":
             delete_backup(store, info)
             removed.append(info.backup_id)

@@ -1,9 +1,10 @@
 """Prune: apply the GFS retention (``osp_ops.domain.retention``) to the store.
 
 Complete backups are candidates; the newest verified one is never deleted. Incomplete
-backups (no manifest) older than ``incomplete_grace`` are removed too: a younger one may
-be a backup still running. Corrupt backups (a manifest that does not check) are left in
-place and reported: they are evidence, and an operator decides.
+backups (no manifest, and not in ``completed``, the state DB's record) older than
+``incomplete_grace`` are removed too: a younger one may be a backup still running.
+Damaged backups (a manifest missing or that does not check) are left in place and
+reported: they are evidence, and an operator decides (``backup repair``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class PruneResult:
     kept: dict[str, tuple[str, ...]] = field(default_factory=dict)
     deleted: tuple[str, ...] = ()
     incomplete_deleted: tuple[str, ...] = ()
-    corrupt: tuple[str, ...] = ()
+    damaged: tuple[str, ...] = ()
     dry_run: bool = False
 
 
@@ -36,12 +37,14 @@ def prune(
     now: datetime,
     *,
     verified: Collection[str] = (),
+    completed: Collection[str] = (),
     tz: tzinfo = UTC,
     incomplete_grace: timedelta = timedelta(hours=6),
     dry_run: bool = False,
 ) -> PruneResult:
-    """Delete the backups retention does not keep; ``verified`` lists verified backup ids."""
-    infos = list_backups(store, tenant)
+    """Delete the backups retention does not keep; ``verified``: ids whose last verify
+    passed; ``completed``: ids the state DB recorded as completed (never cleaned up)."""
+    infos = list_backups(store, tenant, completed=completed)
     complete = [i for i in infos if i.state == "complete"]
     selection = select(
         [Candidate(i.backup_id, i.taken_at, i.backup_id in verified) for i in complete],
@@ -59,6 +62,6 @@ def prune(
         kept=selection.keep,
         deleted=selection.delete,
         incomplete_deleted=tuple(i.backup_id for i in stale),
-        corrupt=tuple(i.backup_id for i in infos if i.state == "corrupt"),
+        damaged=tuple(i.backup_id for i in infos if i.state == "damaged"),
         dry_run=dry_run,
     )

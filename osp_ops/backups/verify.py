@@ -5,15 +5,18 @@ holds and it names this tenant and backup id; then every object listed is read i
 stored size and SHA-256 must match, and, given an age identity, the object is decrypted
 and decompressed end to end (output discarded) and the plain size and SHA-256 must
 match too. Objects in the backup's directory that the manifest does not list are
-reported as well.
+reported as well. The result is ``passed``, ``failed`` (an object does not match) or
+``damaged`` (the manifest is missing or unreadable: the backup is kept, see
+``backup repair``).
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from osp_ops.backups.catalog import list_backups, read_manifest
 from osp_ops.backups.manifest import MANIFEST, Manifest, ObjectEntry, backup_prefix
@@ -35,11 +38,17 @@ class VerifyReport:
     decoded: bool = False
     seconds: float = 0.0
     manifest: Manifest | None = None
+    damaged: bool = False  # the manifest is missing or unreadable
 
     @property
     def ok(self) -> bool:
         """True when nothing was wrong."""
         return not self.problems
+
+    @property
+    def result(self) -> Literal["passed", "failed", "damaged"]:
+        """What the state DB records of this verify."""
+        return "damaged" if self.damaged else "failed" if self.problems else "passed"
 
     def raise_for_problems(self) -> None:
         """BackupError listing the problems, if any."""
@@ -98,17 +107,24 @@ def verify_backup(
     identities: Sequence[str] = (),
     *,
     mac_key: bytes | None = None,
+    manifest: Manifest | None = None,
 ) -> VerifyReport:
-    """Verify one backup fully; the report lists every problem found (never raises them)."""
+    """Verify one backup fully; the report lists every problem found (never raises them).
+
+    ``manifest``: check the objects against this one instead of the stored manifest
+    (``backup repair`` checks the state DB's copy before writing it back).
+    """
     t0 = time.monotonic()
     report = VerifyReport(tenant=tenant, backup_id=backup_id)
     prefix = backup_prefix(tenant, backup_id)
-    try:
-        manifest = read_manifest(store, tenant, backup_id, mac_key=mac_key)
-    except (BackupError, NotFoundError) as e:
-        report.problems.append(str(e))
-        report.seconds = time.monotonic() - t0
-        return report
+    if manifest is None:
+        try:
+            manifest = read_manifest(store, tenant, backup_id, mac_key=mac_key)
+        except (BackupError, NotFoundError) as e:
+            report.problems.append(f"damaged: {e}")
+            report.damaged = True
+            report.seconds = time.monotonic() - t0
+            return report
     report.manifest = manifest
     listed = {o.name for o in manifest.body.objects} | {MANIFEST}
     for obj in store.list(f"{prefix}/"):
@@ -132,16 +148,18 @@ def verify_backups(
     *,
     sample: float = 1.0,
     mac_key: bytes | None = None,
+    completed: Collection[str] = (),
     rng: random.Random | None = None,
 ) -> list[VerifyReport]:
     """Verify all complete backups, or a random ``sample`` fraction of them (at least one).
 
-    The newest backup is always among those checked. Corrupt backups (unreadable
-    manifest) are reported as failed; incomplete ones are not backups and are skipped.
+    The newest backup is always among those checked. Damaged backups (manifest missing
+    though in ``completed``, or unreadable) are reported as damaged; incomplete ones are
+    not backups and are skipped.
     """
     if not 0 < sample <= 1:
         raise ValueError("sample must be in (0, 1]")
-    infos = [i for i in list_backups(store, tenant) if i.state != "incomplete"]
+    infos = [i for i in list_backups(store, tenant, completed=completed) if i.state != "incomplete"]
     if not infos:
         return []
     chosen = infos

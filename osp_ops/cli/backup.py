@@ -175,7 +175,8 @@ def _last_verify(last: dict[str, Any] | None) -> str:
 @app.command()
 def verify(
     c: typer.Context,
-    slug: Annotated[str, slug_argument("Tenant.")],
+    slug: Slug = None,
+    all_: All = False,
     backup_id: Annotated[str | None, typer.Option("--backup", help="One backup id.")] = None,
     sample: Annotated[
         float, typer.Option(help="Percent of the backups to check (the newest always).")
@@ -197,8 +198,8 @@ def verify(
             console.print(f"{spec.slug} has no backup")
         reports += found
     for r in reports:
-        rate = r.bytes_read / 1e6 / max(r.seconds, 1e-6)
         label = f"{r.tenant} {r.backup_id}" if all_ else r.backup_id
+        rate = r.bytes_read / 1e6 / max(r.seconds, 1e-6)
         if r.ok:
             console.print(f"{label}: ok ({r.bytes_read} bytes, {rate:.1f} MB/s)")
         elif r.damaged:
@@ -221,7 +222,7 @@ def verify(
 @app.command()
 def repair(
     c: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Tenant.")],
+    slug: Annotated[str, slug_argument("Tenant.")],
     backup_id: Annotated[str, typer.Argument(help="The damaged backup.")],
     wait: Wait = 0.0,
 ) -> None:

@@ -49,6 +49,7 @@ from osp_ops.domain.spec import TenantSpec, dump_spec, validate_spec
 from osp_ops.engine import app_storage
 from osp_ops.engine.context import Context
 from osp_ops.engine.steps import Kind, StepContext, register
+from osp_ops.engine.verification import completed_ids, record_verify
 from osp_ops.platforms.base import AppDrill, Event
 from osp_ops.platforms.data import BackupAccess, Command, FilesAccess, SharedServerAccess
 from osp_ops.store.backups import Backups
@@ -266,15 +267,18 @@ def verify_and_record(sc: StepContext, backup_id: str, source: str | None = None
     report = verify_backup(
         store_for(sc.ctx), tenant, backup_id, [secret], mac_key=manifest_key(secret)
     )
-    report.raise_for_problems()
     if tenant == sc.spec.slug:
-        Backups(sc.ctx.db).mark_verified(backup_id)
+        record_verify(sc.ctx, report)
+    report.raise_for_problems()
     return f"verified {tenant}/{backup_id}: {_mb(report.bytes_read)} read ({_rate(report.bytes_read, report.seconds)})"
 
 
 def cleanup_incomplete(sc: StepContext) -> str:
-    """Remove what interrupted backups left (we hold the tenant lease)."""
-    removed = cleanup(store_for(sc.ctx), sc.spec.slug)
+    """Remove what interrupted backups left (we hold the tenant lease); never a backup
+    the state DB recorded as complete."""
+    removed = cleanup(
+        store_for(sc.ctx), sc.spec.slug, completed=completed_ids(sc.ctx, sc.spec.slug)
+    )
     return f"removed {', '.join(removed)}" if removed else "nothing to clean"
 
 
@@ -316,7 +320,7 @@ def backup_before_upgrade(sc: StepContext) -> str:
             access_for(sc.ctx, sc.spec)
         except ConfigError as e:
             return f"skipped: {e}"
-    cleanup(store_for(sc.ctx), sc.spec.slug)
+    cleanup(store_for(sc.ctx), sc.spec.slug, completed=completed_ids(sc.ctx, sc.spec.slug))
     manifest = take_backup(sc)
     verify_and_record(sc, manifest.backup_id)
     _audit(sc, "backup.created", {"backup": manifest.backup_id, "before": "upgrade"})
@@ -337,6 +341,7 @@ def prune_backups(sc: StepContext) -> str:
         spec.backup.retention,
         datetime.now(UTC),
         verified=cache.verified_ids(spec.slug),
+        completed=cache.completed_ids(spec.slug),
         tz=ZoneInfo(spec.time_zone),
         dry_run=dry_run,
     )
@@ -374,7 +379,7 @@ def prune_backups(sc: StepContext) -> str:
         )
     return (
         f"kept {len(result.kept)}, {verb} {len(result.deleted) + len(result.incomplete_deleted)}"
-        + (f", corrupt {', '.join(result.corrupt)}" if result.corrupt else "")
+        + (f", damaged (kept) {', '.join(result.damaged)}" if result.damaged else "")
         + (f", dropped retired {', '.join(retired)}" if retired else "")
     )
 
@@ -583,7 +588,10 @@ def find_backup(ctx: Context, slug: str, backup_id: str | None) -> BackupInfo:
     """The backup ``backup_id`` of ``slug`` (the newest complete when None)."""
     if backup_id is None:
         return latest_complete(ctx, slug)
-    for info in list_backups(store_for(ctx), slug, mac_key=known_mac_key(ctx, slug)):
+    infos = list_backups(
+        store_for(ctx), slug, mac_key=known_mac_key(ctx, slug), completed=completed_ids(ctx, slug)
+    )
+    for info in infos:
         if info.backup_id == backup_id:
             if info.state != "complete":
                 raise BackupError(f"backup {backup_id} of {slug} is {info.state}: {info.problem}")

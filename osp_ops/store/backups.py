@@ -21,7 +21,11 @@ class BackupRecord:
     created_at: datetime
     status: str
     size: int
-    verified_at: datetime | None
+    verified_at: datetime | None  # the last verify that passed
+    verify_result: str | None = None  # the last verify: passed | failed | damaged
+    verify_problem: str | None = None
+    verify_at: datetime | None = None
+    manifest: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,34 @@ class Backups:
         with self.db.transaction() as s:
             row = s.get(BackupRow, backup_id)
             if row is not None:
-                row.verified_at = at or utcnow()
-                row.status = "verified"
+                row.verified_at = row.verify_at = at or utcnow()
+                row.status, row.verify_result, row.verify_problem = "verified", "passed", None
+
+    def record_verify(
+        self,
+        *,
+        tenant: str,
+        backup_id: str,
+        taken_at: datetime,
+        result: str,
+        problem: str | None = None,
+    ) -> None:
+        """Record a verify's result (``passed``, ``failed`` or ``damaged``); a backup the
+        cache did not know (found in the store) gets a row."""
+        now = utcnow()
+        with self.db.transaction() as s:
+            row = s.get(BackupRow, backup_id)
+            if row is None:
+                row = BackupRow(
+                    id=backup_id, tenant=tenant, created_at=taken_at, status="complete",
+                    size=0, verified_at=None, manifest={},
+                )  # fmt: skip
+                s.add(row)
+            row.verify_result, row.verify_problem, row.verify_at = result, problem, now
+            if result == "passed":
+                row.verified_at, row.status = now, "verified"
+            elif row.status == "verified":
+                row.status = result
 
     def forget(self, backup_ids: list[str]) -> None:
         """Drop deleted backups from the cache."""
@@ -94,13 +124,29 @@ class Backups:
                 select(BackupRow).where(BackupRow.tenant == tenant).order_by(BackupRow.id)
             ).all()
             return [
-                BackupRecord(r.id, r.tenant, r.created_at, r.status, r.size, r.verified_at)
+                BackupRecord(
+                    r.id,
+                    r.tenant,
+                    r.created_at,
+                    r.status,
+                    r.size,
+                    r.verified_at,
+                    r.verify_result,
+                    r.verify_problem,
+                    r.verify_at,
+                    dict(r.manifest or {}),
+                )
                 for r in rows
             ]
 
     def verified_ids(self, tenant: str) -> set[str]:
-        """Ids of the tenant's verified backups."""
-        return {b.id for b in self.for_tenant(tenant) if b.verified_at is not None}
+        """Ids of the tenant's backups whose last verify passed."""
+        return {b.id for b in self.for_tenant(tenant) if b.verify_result == "passed"}
+
+    def completed_ids(self, tenant: str) -> set[str]:
+        """Ids of the backups the state DB knows were completed (it records a backup
+        after its manifest was written, or when a verify found it in the store)."""
+        return {b.id for b in self.for_tenant(tenant)}
 
     def record_drill(
         self,

@@ -145,8 +145,11 @@ class BackupRow(Base):
     created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(20))
     size: Mapped[int] = mapped_column(BigInteger, default=0)
-    verified_at: Mapped[datetime | None]
+    verified_at: Mapped[datetime | None]  # the last verify that passed
     manifest: Mapped[dict[str, Any]]
+    verify_result: Mapped[str | None] = mapped_column(String(20))  # passed | failed | damaged
+    verify_problem: Mapped[str | None] = mapped_column(Text)
+    verify_at: Mapped[datetime | None]
 
 
 class DrillRow(Base):

@@ -57,7 +57,7 @@ def crash_then_recover(store, cfg, keys: Keys, files: Path, failpoint: str) -> N
     good = res.stdout.strip()
     if isinstance(store, S3Store):
         assert store.incomplete_uploads("nanterre/") == []
-    cleanup(store, "nanterre")
+    cleanup(store, "nanterre", completed=())
     infos = list_backups(store, "nanterre")
     assert [(i.backup_id, i.state) for i in infos] == [(good, "complete")]
     assert verify_backup(store, "nanterre", good, [keys.tenant_secret]).ok
