@@ -72,9 +72,9 @@ def db_name_for(slug: str) -> str:
     return tenant_names(slug).database
 
 
-def ownership_mark(slug: str, tenant_id: str) -> str:
-    """What osp-ops writes on a database, role or namespace it creates for a tenant."""
-    return f"osp-ops tenant {slug} {tenant_id}"
+def ownership_mark(slug: str, tenant_id: str | None) -> str:
+    """What osp-ops writes on a database role or namespace it creates for a tenant."""
+    return f"osp-ops tenant {slug}" + (f" {tenant_id}" if tenant_id else "")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ class StepContext:
         return self.ctx.platform(self.spec)
 
     @property
+    def tenant_id(self) -> str:
+        """The id in the ownership mark of what the platform creates for the tenant."""
+        return self.ctx.tenants.require(self.spec.slug).tenant_id
+
+    @property
     def params(self) -> Mapping[str, Any]:
         """The operation's parameters."""
         return self.op.params
@@ -71,7 +76,9 @@ def generate_secrets(sc: StepContext) -> str:
 def provision(sc: StepContext) -> str:
     """Upload bucket (if osp-ops keeps one), then database, directories, TLS on the platform."""
     bucket = app_storage.ensure_bucket(sc.ctx.settings, sc.spec)
-    change = sc.platform.provision(spec=sc.spec, secrets=sc.secrets(), reporter=sc.report)
+    change = sc.platform.provision(
+        spec=sc.spec, secrets=sc.secrets(), reporter=sc.report, tenant_id=sc.tenant_id
+    )
     return f"changed={change.changed}" + (f"; {bucket}" if bucket else "")
 
 
@@ -137,7 +144,7 @@ def resume(sc: StepContext) -> str:
 
 def destroy(sc: StepContext) -> str:
     """Remove everything the tenant had on its platform, then its upload bucket."""
-    changed = sc.platform.destroy(spec=sc.spec, reporter=sc.report).changed
+    changed = sc.platform.destroy(spec=sc.spec, reporter=sc.report, tenant_id=sc.tenant_id).changed
     bucket = app_storage.delete_bucket(sc.ctx.settings, sc.spec)
     return f"changed={changed}" + (f"; {bucket}" if bucket else "")
 

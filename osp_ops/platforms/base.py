@@ -70,9 +70,18 @@ class Platform(Protocol):
     name: str
 
     def provision(
-        self, *, spec: TenantSpec, secrets: Mapping[str, str], reporter: Reporter
+        self,
+        *,
+        spec: TenantSpec,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+        tenant_id: str | None = None,
     ) -> Change:
-        """Create what the tenant needs before the app: database, directories, TLS."""
+        """Create what the tenant needs before the app: database, directories, TLS.
+
+        What it creates carries the ownership mark ``osp-ops tenant <slug> <tenant_id>``;
+        an existing database, role or namespace without it is refused (PlatformError),
+        never adopted."""
 
     def deploy(
         self, *, spec: TenantSpec, version: str, secrets: Mapping[str, str], reporter: Reporter
@@ -99,8 +108,11 @@ class Platform(Protocol):
     def resume(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
         """Start the app again after a suspend."""
 
-    def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
-        """Remove everything the tenant had on the platform, database included."""
+    def destroy(
+        self, *, spec: TenantSpec, reporter: Reporter, tenant_id: str | None = None
+    ) -> Change:
+        """Remove everything the tenant had on the platform, database included; only
+        what carries its ownership mark (any id of its slug when ``tenant_id`` is None)."""
 
 
 @runtime_checkable

@@ -35,7 +35,12 @@ class FakePlatform:
             raise errors.pop(0)
 
     def provision(
-        self, *, spec: TenantSpec, secrets: Mapping[str, str], reporter: Reporter
+        self,
+        *,
+        spec: TenantSpec,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+        tenant_id: str | None = None,
     ) -> Change:
         """Record and mark the tenant provisioned."""
         self._call("provision", spec.slug, reporter)
@@ -95,7 +100,9 @@ class FakePlatform:
         state["running"] = "yes"
         return Change(changed=int(changed))
 
-    def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+    def destroy(
+        self, *, spec: TenantSpec, reporter: Reporter, tenant_id: str | None = None
+    ) -> Change:
         """Forget the tenant."""
         self._call("destroy", spec.slug, reporter)
         return Change(changed=int(self.world.pop(spec.slug, None) is not None))
@@ -151,7 +158,12 @@ class JournalFakePlatform(FakePlatform):
         self.world = world
 
     def provision(
-        self, *, spec: TenantSpec, secrets: Mapping[str, str], reporter: Reporter
+        self,
+        *,
+        spec: TenantSpec,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+        tenant_id: str | None = None,
     ) -> Change:
         """Provision and journal."""
         self._sync()
@@ -186,7 +198,9 @@ class JournalFakePlatform(FakePlatform):
         self._sync()
         return self._effect("resume", spec.slug, super().resume(spec=spec, reporter=reporter))
 
-    def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
+    def destroy(
+        self, *, spec: TenantSpec, reporter: Reporter, tenant_id: str | None = None
+    ) -> Change:
         """Destroy and journal."""
         self._sync()
         return self._effect("destroy", spec.slug, super().destroy(spec=spec, reporter=reporter))

@@ -30,7 +30,7 @@ import yaml
 
 from osp_ops.domain.catalog import App, AppKind, Catalog, bootstrap_lock_text, lock_text
 from osp_ops.domain.errors import ConfigError, PlatformError
-from osp_ops.domain.names import tenant_names
+from osp_ops.domain.names import ownership_mark, tenant_names
 from osp_ops.domain.spec import HostsPlatform as HostsPlacement
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms import tls
@@ -122,12 +122,20 @@ class HostsPlatform:
     # -- Platform protocol -------------------------------------------------------
 
     def provision(
-        self, *, spec: TenantSpec, secrets: Mapping[str, str], reporter: Reporter
+        self,
+        *,
+        spec: TenantSpec,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+        tenant_id: str | None = None,
     ) -> Change:
-        """Database role and database of the tenant (and the host's cluster)."""
+        """Database role and database of the tenant (and the host's cluster); a role or
+        database without the tenant's ownership mark is refused."""
+        mark = {"osp_owner_mark": ownership_mark(spec.slug, tenant_id)}
         out = self._run(
-            "site_tenant.yml", spec, spec.app.version, secrets, reporter, stage="provision"
-        )
+            "site_tenant.yml", spec, spec.app.version, secrets, reporter, stage="provision",
+            extra=mark,
+        )  # fmt: skip
         return self._change(out)
 
     def deploy(
@@ -209,9 +217,14 @@ class HostsPlatform:
         """Start the app and serve it again."""
         return self._change(self._run("tenant_resume.yml", spec, spec.app.version, {}, reporter))
 
-    def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
-        """Remove vhost, process, files and database of the tenant."""
-        return self._change(self._run("tenant_remove.yml", spec, spec.app.version, {}, reporter))
+    def destroy(
+        self, *, spec: TenantSpec, reporter: Reporter, tenant_id: str | None = None
+    ) -> Change:
+        """Remove vhost, process, files and database of the tenant (the database and role
+        only when they carry its ownership mark; any id of its slug without ``tenant_id``)."""
+        mark = {"osp_owner_mark": ownership_mark(spec.slug, tenant_id)}
+        out = self._run("tenant_remove.yml", spec, spec.app.version, {}, reporter, extra=mark)
+        return self._change(out)
 
     # -- HTTP ----------------------------------------------------------------------
 

@@ -57,12 +57,13 @@ from kubernetes.config.config_exception import ConfigException
 
 from osp_ops.domain.catalog import AppKind, Catalog
 from osp_ops.domain.errors import ConfigError, PlatformError, TemporaryError
-from osp_ops.domain.names import db_name_for
+from osp_ops.domain.names import db_name_for, ownership_mark
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms import pgtenant
 from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult, null_reporter
 from osp_ops.render import manifests as mf
 from osp_ops.render.helm_values import (
+    OWNER_ANNOTATION,
     TENANT_LABEL,
     helm_values,
     namespace_for,
@@ -564,17 +565,26 @@ class KubernetesPlatform:
 
     # -- applying ------------------------------------------------------------
 
-    def _ensure_namespace(self, kube: Kube, spec: TenantSpec, reporter: Reporter) -> int:
+    def _ensure_namespace(
+        self, kube: Kube, spec: TenantSpec, reporter: Reporter, tenant_id: str | None
+    ) -> int:
+        """Create the namespace with the tenant's ownership mark; refuse one without it."""
         namespace = namespace_for(spec.slug)
-        obj = mf.finalize(
-            mf.namespace_object(namespace, tenant_labels(spec)),
-            namespace=None,
-            labels=tenant_labels(spec),
-        )
+        mark = ownership_mark(spec.slug, tenant_id)
+        ns = mf.namespace_object(namespace, tenant_labels(spec))
+        ns["metadata"]["annotations"] = {OWNER_ANNOTATION: mark}
+        obj = mf.finalize(ns, namespace=None, labels=tenant_labels(spec))
         live = kube.get(kube.info(obj).path(None, namespace))
         if live is not None:
             if (live.get("status") or {}).get("phase") == "Terminating":
                 raise TemporaryError(f"namespace {namespace} is still being deleted", delay=5)
+            found = ((live.get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION)
+            if found != mark:
+                raise PlatformError(
+                    f"namespace {namespace} exists but is not this tenant's ({OWNER_ANNOTATION} "
+                    f"is {found!r}, osp-ops writes {mark!r}): refusing to adopt it; delete it "
+                    "or use another slug"
+                )
             if mf.applied_hash(live) == mf.applied_hash(obj):
                 return 0
         self._apply_one(kube, obj, reporter)
@@ -829,11 +839,17 @@ class KubernetesPlatform:
     # -- the Platform protocol -----------------------------------------------
 
     def provision(
-        self, *, spec: TenantSpec, secrets: Mapping[str, str], reporter: Reporter
+        self,
+        *,
+        spec: TenantSpec,
+        secrets: Mapping[str, str],
+        reporter: Reporter,
+        tenant_id: str | None = None,
     ) -> Change:
-        """Namespace, tenant database and role, the tenant's Secret."""
+        """Namespace, tenant database and role (each with the tenant's ownership mark;
+        one without it is refused), the tenant's Secret."""
         kube = self.kube(spec)
-        changed = self._ensure_namespace(kube, spec, reporter)
+        changed = self._ensure_namespace(kube, spec, reporter, tenant_id)
         namespace = namespace_for(spec.slug)
         data = self.secret_data(spec, secrets)
         labels = tenant_labels(spec)
@@ -850,6 +866,7 @@ class KubernetesPlatform:
         created = self._databases().ensure(
             spec.slug,
             secrets["db_password"],
+            tenant_id=tenant_id,
             set_password=not secret_current,
         )
         if created:
@@ -1065,24 +1082,31 @@ class KubernetesPlatform:
                 return v.version
         return None
 
-    def destroy(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
-        """Delete the namespace, wait until it is gone, drop the database and role."""
+    def destroy(
+        self, *, spec: TenantSpec, reporter: Reporter, tenant_id: str | None = None
+    ) -> Change:
+        """Delete the namespace, wait until it is gone, drop the database and role: only
+        what carries the tenant's ownership mark (PlatformError otherwise)."""
         kube = self.kube(spec)
         ns = namespace_for(spec.slug)
         info = kube.resource("v1", "Namespace")
         live = kube.get(info.path(None, ns))
         changed = 0
         if live is not None:
-            labels = (live.get("metadata") or {}).get("labels") or {}
-            if labels.get(TENANT_LABEL) != spec.slug:
+            meta = live.get("metadata") or {}
+            found = (meta.get("annotations") or {}).get(OWNER_ANNOTATION)
+            mark = ownership_mark(spec.slug, tenant_id)
+            ours = found == mark or (tenant_id is None and _marks(found, spec.slug))
+            if (meta.get("labels") or {}).get(TENANT_LABEL) != spec.slug or not ours:
                 raise PlatformError(
-                    f"namespace {ns} does not carry {TENANT_LABEL}={spec.slug}: not deleting it"
+                    f"namespace {ns} does not carry {TENANT_LABEL}={spec.slug} and "
+                    f"{OWNER_ANNOTATION}={mark!r}: not deleting it"
                 )
             kube.delete(info, None, ns)
             changed += 1
             reporter(Event(f"deleting namespace {ns}", host=ns, status="changed"))
         self._until(lambda: kube.get(info.path(None, ns)) is None, f"namespace {ns} to be deleted")
-        if self._databases().drop(spec.slug):
+        if self._databases().drop(spec.slug, tenant_id=tenant_id):
             changed += 1
             reporter(
                 Event(
@@ -1092,6 +1116,12 @@ class KubernetesPlatform:
                 )
             )
         return Change(changed=changed)
+
+
+def _marks(found: object, slug: str) -> bool:
+    """Whether ``found`` is an ownership mark of ``slug`` (any tenant id)."""
+    prefix = ownership_mark(slug, None)
+    return isinstance(found, str) and (found == prefix or found.startswith(prefix + " "))
 
 
 @contextmanager

@@ -1,10 +1,14 @@
 """Tenant databases on the shared PostgreSQL server of Kubernetes tenants (psycopg).
 
 One role and one database per tenant, both named ``osp_<slug>`` (dashes as
-underscores), managed through ``TenantDatabases`` (one admin connection, reused). The role owns its database; ``CONNECT`` is revoked from PUBLIC so no other
-tenant's role can even connect. Every function is idempotent. Passwords are sent as SQL
-literals composed client-side (utility statements take no bind parameters) and never
-logged; errors are reported without the statement text.
+underscores), managed through ``TenantDatabases`` (one admin connection, reused). The
+role carries the tenant's ownership mark (``COMMENT ON ROLE``) and owns its database;
+an existing role or database that is not the tenant's is refused, never adopted.
+``CONNECT`` is revoked from PUBLIC on the tenant's database and on ``postgres`` and
+``template1``, so a tenant's role can connect to its own database only. Every function
+is idempotent. Passwords are sent as SQL literals composed client-side (utility
+statements take no bind parameters) and never logged; errors are reported without the
+statement text.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from osp_ops.domain.errors import ConfigError, PlatformError, TemporaryError
-from osp_ops.domain.names import db_name_for
+from osp_ops.domain.names import db_name_for, ownership_mark
 
 
 @dataclass(frozen=True)
@@ -90,30 +94,34 @@ class TenantDatabases:
                 self._conn.close()
                 self._conn = None
 
-    def ensure(self, slug: str, password: str, *, set_password: bool = True) -> bool:
+    def ensure(
+        self, slug: str, password: str, *, tenant_id: str | None = None, set_password: bool = True
+    ) -> bool:
         """Create (or fix) the tenant's role and database; True when something was created.
 
+        The role is created with the tenant's ownership mark as its comment; a role
+        without this tenant's mark, or a database its role does not own, is refused
+        (PlatformError, nothing changed): osp-ops never adopts what it did not create.
         One query reads the state; statements run only for what is missing or wrong, so
         a converged tenant costs no write. The password is set when the role is created
         and when ``set_password`` (a rotated ``db_password``).
         """
         name = db_name_for(slug)
         ident = sql.Identifier(name)
+        mark = ownership_mark(slug, tenant_id)
         created = False
         with self._lock:
             try:
                 conn = self._connection()
-                row = conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s),"
-                    " (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s),"
-                    " (SELECT has_database_privilege('public', datname, 'CONNECT')"
-                    "  FROM pg_database WHERE datname = %s)",
-                    (name, name, name),
-                ).fetchone()
+                row = conn.execute(_STATE, (name, name, name)).fetchone()
                 assert row is not None
-                role_exists, owner, public_connect = row
+                role_exists, role_mark, owner, public_connect = row
+                _refuse_foreign(name, mark, role_exists, role_mark, owner)
                 if not role_exists:
                     conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+                    conn.execute(
+                        sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(mark))
+                    )
                     created = set_password = True
                 if set_password:
                     conn.execute(
@@ -128,9 +136,10 @@ class TenantDatabases:
                             "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0"
                         ).format(ident, ident)
                     )
+                    conn.execute(
+                        sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(mark))
+                    )
                     created = True
-                elif owner != name:
-                    conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, ident))
                 if owner is None or public_connect:
                     conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
                     conn.execute(
@@ -138,37 +147,99 @@ class TenantDatabases:
                             ident, ident
                         )
                     )
+                _close_shared(conn)
             except psycopg.Error as e:
                 raise _failed("set up", name, e) from e
         return created
 
-    def drop(self, slug: str) -> bool:
+    def drop(self, slug: str, *, tenant_id: str | None = None) -> bool:
         """Drop the tenant's databases and role (connections are ended); True if one existed.
 
-        The tenant's databases are its own and those restores and drills left beside it
-        (``<db>_old_<ts>``, ``<db>_r<ts>``, ``<db>_drill_<hex>``, owned by its role):
-        deleting the tenant is the operator's confirmation that they may go too.
+        Only a role carrying the tenant's ownership mark is dropped, with the databases it
+        owns: its own and those restores and drills left beside it (``<db>_old_<ts>``,
+        ``<db>_r<ts>``, ``<db>_drill_<hex>``); deleting the tenant is the operator's
+        confirmation that they may go too. Without ``tenant_id`` any mark of this slug
+        counts. A database or role of the tenant's name that is not its own is refused.
         """
         name = db_name_for(slug)
         ident = sql.Identifier(name)
+        mark = ownership_mark(slug, tenant_id)
         with self._lock:
             try:
                 conn = self._connection()
+                row = conn.execute(_STATE, (name, name, name)).fetchone()
+                assert row is not None
+                role_exists, role_mark, owner, _ = row
+                if not role_exists and owner is None:
+                    return False
+                ok = role_mark == mark or (tenant_id is None and _marks_slug(role_mark, slug))
+                if not ok or (owner is not None and owner != name):
+                    raise PlatformError(
+                        f"PostgreSQL: role or database {name} is not tenant {slug}'s (no "
+                        f"ownership mark {mark!r}, or another owner): not dropping it"
+                    )
                 databases = [
                     str(r[0])
                     for r in conn.execute(
-                        "SELECT datname FROM pg_database WHERE datname = %s OR (starts_with(datname, %s)"
-                        " AND datdba = (SELECT oid FROM pg_roles WHERE rolname = %s))",
+                        "SELECT datname FROM pg_database WHERE (datname = %s OR starts_with("
+                        "datname, %s)) AND datdba = (SELECT oid FROM pg_roles WHERE rolname = %s)",
                         (name, name + "_", name),
                     ).fetchall()
                 ]
-                role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
-                role_exists = role.fetchone() is not None
                 for db in sorted(databases, key=lambda d: d != name):
                     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
                     conn.execute(drop.format(sql.Identifier(db)))
-                if role_exists:
-                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
             except psycopg.Error as e:
                 raise _failed("drop", name, e) from e
-        return bool(databases) or role_exists
+        return True
+
+
+# Role exists, its comment, the database's owner, whether PUBLIC may connect to it.
+_STATE = (
+    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s),"
+    " (SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s),"
+    " d.owner, d.public_connect"
+    " FROM (SELECT NULL) AS one LEFT JOIN (SELECT pg_get_userbyid(datdba) AS owner,"
+    "  has_database_privilege('public', datname, 'CONNECT') AS public_connect"
+    "  FROM pg_database WHERE datname = %s) AS d ON true"
+)
+
+# Databases every server has, which no tenant role may connect to (nor list others from).
+SHARED_DATABASES = ("postgres", "template1")
+
+
+def _marks_slug(mark: object, slug: str) -> bool:
+    return isinstance(mark, str) and (mark + " ").startswith(ownership_mark(slug, None) + " ")
+
+
+def _refuse_foreign(
+    name: str, mark: str, role_exists: object, role_mark: object, owner: object
+) -> None:
+    """PlatformError when the role or database exists and is not this tenant's."""
+    if role_exists and role_mark != mark:
+        found = f"its comment is {role_mark!r}" if role_mark else "it carries no comment"
+        raise PlatformError(
+            f"PostgreSQL: role {name} exists but is not this tenant's ({found}, osp-ops "
+            f"writes {mark!r}): refusing to adopt it; rename or drop it, or use another slug"
+        )
+    if owner is not None and owner != name:
+        raise PlatformError(
+            f"PostgreSQL: database {name} exists and belongs to {owner}, not to the tenant's "
+            "role: refusing to adopt it; rename or drop it, or use another slug"
+        )
+
+
+def _close_shared(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """REVOKE CONNECT on the server's shared databases from PUBLIC (once)."""
+    open_ = conn.execute(
+        "SELECT datname FROM pg_database WHERE datname = ANY(%s)"
+        " AND has_database_privilege('public', datname, 'CONNECT')",
+        (list(SHARED_DATABASES),),
+    ).fetchall()
+    for (db,) in open_:
+        conn.execute(
+            sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+                sql.Identifier(str(db))
+            )
+        )

@@ -29,6 +29,8 @@ from osp_ops.settings import Settings, TlsMode
 
 MANAGED_BY = "osp-ops"
 TENANT_LABEL = "osp-ops.io/tenant"
+# The ownership mark of a tenant namespace: ``osp-ops tenant <slug> <tenant id>``.
+OWNER_ANNOTATION = "osp-ops.io/owner"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 SECRET_HASH_ANNOTATION = "osp-ops.io/secret-hash"  # noqa: S105 - a name, not a secret
 ACME_CLUSTER_ISSUER = "osp-ops-acme"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +28,16 @@ class TenantRecord:
     platform: str
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def tenant_id(self) -> str:
+        """Id of this tenant record (slug and creation time), written in the ownership
+        mark of what platforms create for it: a later tenant of the same slug, created
+        after this record was forgotten, does not adopt or drop it."""
+        at = self.created_at
+        at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+        seed = f"{self.slug}\0{at.isoformat(timespec='seconds')}"
+        return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for --json output."""
