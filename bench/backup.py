@@ -313,11 +313,11 @@ def main() -> None:
                     with psycopg.connect(admin_dsn, autocommit=True) as conn:
                         conn.execute(f'DROP DATABASE "{target}"'.encode())
                 else:
-                    run = run_tree([*cli, "backup", "restore", SLUG], env)
+                    run = run_tree([*cli, "backup", "restore", SLUG, "--yes"], env)
                     step = _last_op_steps(cli, env, "restore")
                     run.extra["step"] = step["restore-to-new-database"]
                     run.extra["verify"] = step["verify-backup"]
-                    subprocess.run([*cli, "backup", "restore", SLUG, "--confirm-drop"],
+                    subprocess.run([*cli, "backup", "restore", SLUG, "--confirm-drop", "--yes"],
                                    env=env, check=True, capture_output=True)  # fmt: skip
                 results.setdefault("restore: " + name, []).append(run)
                 print(f"  round {r + 1}: restore {name}: {run.seconds:.2f} s  (load {_load()})")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -255,17 +255,31 @@ def restore(
             "--confirm-drop", help="Drop the databases and files earlier restores retired."
         ),
     ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     wait: Wait = 0.0,
 ) -> None:
     """Verify, restore into a new database (and files), then switch the app to it.
 
     The app is stopped (maintenance page) while the data is switched; the previous
     database and files are kept until `--confirm-drop`. With `--to NEW`, a new tenant is
-    created from the source's spec and the backup is restored into it instead.
+    created from the source's spec and the backup is restored into it instead. An
+    in-place restore and `--confirm-drop` ask first (naming the backup and its age, or
+    what is dropped) unless `--yes`.
     """
     ctx = context(c)
     if confirm_drop:
-        dropped = ops.drop_retired(ctx, ctx.specs.load(slug))
+        spec = ctx.specs.load(slug)
+        retired = ops.retired_databases(ctx, spec)
+        if not retired:
+            console.print("nothing retired to drop")
+            return
+        if not yes:
+            typer.confirm(
+                f"Drop {', '.join(retired)} of {slug} for good (the data earlier restores "
+                "replaced)?",
+                abort=True,
+            )
+        dropped = ops.drop_retired(ctx, spec)
         console.print(f"dropped {', '.join(dropped)}" if dropped else "nothing retired to drop")
         return
     info = ops.find_backup(ctx, slug, backup_id)
@@ -273,6 +287,15 @@ def restore(
         _clone(c, slug, to, info, host=host, wait=wait)
         return
     spec = ctx.specs.load(slug)
+    if not yes:
+        taken = info.taken_at.astimezone(UTC)
+        typer.confirm(
+            f"Restore {spec.name} ({slug}) in place from backup {info.backup_id}, taken "
+            f"{taken:%Y-%m-%d %H:%M} UTC ({_age(datetime.now(UTC) - taken)} ago)? The app "
+            "stops while its data is switched; what is written after the backup is replaced "
+            "(the current data is kept as retired until --confirm-drop).",
+            abort=True,
+        )
     params = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC))
     _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params)
     retired = [params["retired_database"], params.get("files_retired")]
@@ -280,6 +303,15 @@ def restore(
         f"the previous data is kept as {', '.join(r for r in retired if r)}: "
         f"`osp-ops backup restore {slug} --confirm-drop` drops it"
     )
+
+
+def _age(delta: timedelta) -> str:
+    """A duration as a person reads it: ``3 days 4 h``, ``2 h 5 min``, ``12 min``."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} day{'s' if days > 1 else ''}" + (f" {hours} h" if hours else "")
+    return f"{hours} h {mins} min" if hours else f"{mins} min"
 
 
 def _clone(

@@ -28,7 +28,7 @@ from tests.fixtures.postgres import PostgresServer
 pytestmark = pytest.mark.integration
 
 
-def _cli(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
+def _cli(settings: Settings, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSP_OPS_")}
     assert settings.platform_db_admin_dsn is not None
     env |= {
@@ -41,7 +41,7 @@ def _cli(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-m", "osp_ops.cli", *argv],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env, input=stdin, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
 

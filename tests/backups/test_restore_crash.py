@@ -104,7 +104,7 @@ def test_restore_killed_at_a_boundary_resumes(
     with psycopg.connect(live, autocommit=True) as conn:
         conn.execute("INSERT INTO decidim_users (body) VALUES ('after the backup')")
 
-    killed = _cli(env, "backup", "restore", slug, failpoint=boundary)
+    killed = _cli(env, "backup", "restore", slug, "--yes", failpoint=boundary)
     assert killed.returncode == -9, killed.stdout[-1000:] + killed.stderr[-1000:]
     ops = json.loads(_ok(_cli(env, "op", "list", "--tenant", slug, "--json")))
     restore = next(o for o in ops if o["kind"] == "restore")

@@ -196,7 +196,7 @@ def test_restore_brings_back_data_and_files_and_keeps_the_old_ones(site: Site) -
     app.close()
     assert _files(site, "nanterre") == []
 
-    site.cli("backup", "restore", "nanterre")
+    site.cli("backup", "restore", "nanterre", "--yes")
     app = OpenSlides(site, "nanterre")  # the admin password is the backup's (unchanged)
     assert app.titles("topics/topic") == ["Budget participatif 2027"]
     assert app.titles("mediafiles/mediafile") == ["Plan du quartier"]
@@ -208,7 +208,7 @@ def test_restore_brings_back_data_and_files_and_keeps_the_old_ones(site: Site) -
     retired = site.cli("backup", "list-retired", "nanterre").stdout.split()
     assert len(retired) == 2 and retired[0].startswith("osp_nanterre_old_"), retired
     assert retired[1].startswith("media.old-")
-    site.cli("backup", "restore", "nanterre", "--confirm-drop")
+    site.cli("backup", "restore", "nanterre", "--confirm-drop", "--yes")
     assert site.cli("backup", "list-retired", "nanterre").stdout.split() == []
     assert "osp_nanterre" in site.databases()
 
