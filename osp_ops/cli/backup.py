@@ -269,14 +269,13 @@ def restore(
     ctx = context(c)
     if confirm_drop:
         spec = ctx.specs.load(slug)
-        retired = ops.retired_databases(ctx, spec)
-        if not retired:
+        names = ops.retired_databases(ctx, spec)
+        if not names:
             console.print("nothing retired to drop")
             return
         if not yes:
             typer.confirm(
-                f"Drop {', '.join(retired)} of {slug} for good (the data earlier restores "
-                "replaced)?",
+                f"Drop {', '.join(names)} of {slug} for good (data earlier restores replaced)?",
                 abort=True,
             )
         dropped = ops.drop_retired(ctx, spec)
