@@ -14,7 +14,7 @@ from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
 from osp_ops.domain.catalog import Catalog
 from osp_ops.domain.error_text import one_line
-from osp_ops.domain.errors import NotFoundError, Problem, SpecError
+from osp_ops.domain.errors import NotFoundError, Problem, SpecError, TenantDeletedError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.domain.specdoc import spec_markdown
@@ -39,10 +39,15 @@ def _finish(
     async_: bool,
     wait: float,
     verbose: bool,
+    *,
+    reuse_deleted: bool = False,
 ) -> None:
     """Request ``kind`` (None: whatever converges the tenant) and run it here or queue it."""
     ctx = context(c)
-    op, created = request_converge(ctx, spec) if kind is None else request(ctx, kind, spec)
+    if kind is None:
+        op, created = request_converge(ctx, spec, reuse_deleted=reuse_deleted)
+    else:
+        op, created = request(ctx, kind, spec)
     if async_:
         queued(op, created)
         return
@@ -82,12 +87,26 @@ def create(
     platform: Annotated[str | None, typer.Option(help="hosts or kubernetes.")] = None,
     target: Annotated[str | None, typer.Option(help="Inventory host/group (hosts).")] = None,
     plan: Annotated[str | None, typer.Option(help="small, medium or large.")] = None,
+    reuse_deleted: Annotated[
+        bool, typer.Option("--reuse-deleted", help="Create a deleted tenant again.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Create a tenant: write its spec file if there is none, then provision it."""
+    """Create a tenant: write its spec file if there is none, then provision it. A
+    deleted tenant comes back only with --reuse-deleted (new secrets, empty database)."""
     ctx = context(c)
+    rec = ctx.tenants.get(slug)
+    if rec is not None and rec.phase is Phase.deleted:
+        if not reuse_deleted:
+            raise TenantDeletedError(slug)
+        if not yes:
+            typer.confirm(
+                f"{slug} was deleted. Create it again, with new secrets and an empty database?",
+                abort=True,
+            )
     flags = {
         k: v
         for k, v in dict(
@@ -120,7 +139,7 @@ def create(
         ctx.specs.check_against_fleet(spec)
         path = ctx.specs.write(spec)
         console.print(f"wrote {path}")
-    _finish(c, None, spec, async_, wait, verbose)
+    _finish(c, None, spec, async_, wait, verbose, reuse_deleted=reuse_deleted)
 
 
 def _spec_from_flags(
@@ -168,13 +187,17 @@ def apply(
     wait: WaitOpt = 0.0,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Converge a tenant to its spec file (create it if it was never provisioned)."""
+    """Converge a tenant to its spec file (create it if it was never provisioned; deleted
+    tenants are skipped: `tenant create --reuse-deleted` brings one back)."""
     ctx = context(c)
     if all_ == (slug is not None):
         raise SpecError([Problem("arguments", "give a tenant slug or --all")], subject="command")
     specs = list(ctx.specs.load_all().values()) if all_ else [ctx.specs.load(str(slug))]
     for spec in specs:
-        _finish(c, None, spec, async_, wait, verbose)
+        try:
+            _finish(c, None, spec, async_, wait, verbose)
+        except TenantDeletedError as e:
+            console.print(f"[yellow]skipped {spec.slug}: {escape(str(e))}[/]")
 
 
 @app.command()

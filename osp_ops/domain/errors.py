@@ -6,6 +6,7 @@
     │   ├── CatalogError         an app or version the catalog does not know
     │   ├── NotFoundError        a tenant, operation or backup that does not exist
     │   ├── IllegalTransitionError  a phase change the lifecycle forbids
+    │   │   └── TenantDeletedError   converging a deleted tenant without --reuse-deleted
     │   ├── ConfigError          operator settings are wrong or missing
     │   ├── PlatformError        a platform refused or failed (names host/object and message)
     │   ├── BackupError          a backup is missing, incomplete or fails verification
@@ -89,6 +90,17 @@ class IllegalTransitionError(PermanentError):
     """The tenant lifecycle forbids this phase change."""
 
     exit_code = 4
+
+
+class TenantDeletedError(IllegalTransitionError):
+    """The tenant was deleted; only an explicit re-creation brings it back."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        super().__init__(
+            f"tenant {slug!r} was deleted: `osp-ops tenant create {slug} --reuse-deleted` "
+            "brings it back (new secrets, an empty database)"
+        )
 
 
 class LeaseHeldError(OspOpsError):

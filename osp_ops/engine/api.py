@@ -10,7 +10,12 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from osp_ops.domain.errors import IllegalTransitionError, Problem, SpecError
+from osp_ops.domain.errors import (
+    IllegalTransitionError,
+    Problem,
+    SpecError,
+    TenantDeletedError,
+)
 from osp_ops.domain.phases import TRANSITIONS, Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec
 from osp_ops.engine.context import Context
@@ -55,11 +60,13 @@ def request(
     params: dict[str, Any] | None = None,
     requested_by: str | None = None,
     steps: Sequence[str] | None = None,
+    reuse_deleted: bool = False,
 ) -> tuple[OperationInfo, bool]:
     """Validate and queue an operation of ``kind`` on ``spec``'s tenant.
 
     Returns (operation, created); an identical pending operation is returned instead of
-    a new one. Raises before recording anything when the request is not allowed.
+    a new one. Raises before recording anything when the request is not allowed; a
+    deleted tenant is only created again with ``reuse_deleted`` (TenantDeletedError).
     """
     reserved = ctx.settings.reserved_problems(spec.slug)
     if reserved:
@@ -68,6 +75,9 @@ def request(
     rec = ctx.tenants.get(spec.slug)
     entry = _ENTRY_PHASE.get(kind)
     pending = ctx.operations.pending_for(spec.slug)
+    deleted = rec is not None and rec.phase is Phase.deleted
+    if deleted and kind in ("create", "apply") and not pending and not reuse_deleted:
+        raise TenantDeletedError(spec.slug)
     if rec is not None and entry is not None and not pending:
         current = rec.phase
         if current != entry and entry not in TRANSITIONS[current]:
@@ -126,11 +136,12 @@ def request_upgrade(
 
 
 def request_converge(
-    ctx: Context, spec: TenantSpec, *, requested_by: str | None = None
+    ctx: Context, spec: TenantSpec, *, requested_by: str | None = None, reuse_deleted: bool = False
 ) -> tuple[OperationInfo, bool]:
-    """Create, apply or upgrade: whatever brings the tenant to its spec."""
+    """Create, apply or upgrade: whatever brings the tenant to its spec (a deleted tenant
+    only with ``reuse_deleted``: TenantDeletedError otherwise)."""
     kind = kind_for_converge(ctx, spec.slug)
     rec = ctx.tenants.get(spec.slug)
     if kind == "apply" and rec is not None and rec.observed_version not in (None, spec.app.version):
         return request_upgrade(ctx, spec, requested_by=requested_by)
-    return request(ctx, kind, spec, requested_by=requested_by)
+    return request(ctx, kind, spec, requested_by=requested_by, reuse_deleted=reuse_deleted)

@@ -88,3 +88,30 @@ def test_a_duplicated_key_in_a_spec_file_is_refused(tmp_path: Path, zygote: Zygo
     r = box.run("tenant", "apply", "lyon")
     assert r.rc == 2, r
     assert "plan: key given twice" in r.stderr
+
+
+def test_apply_skips_deleted_tenants_and_only_reuse_deleted_brings_one_back(
+    tmp_path: Path, zygote: Zygote
+) -> None:
+    box = Sandbox(tmp_path, zygote=zygote)
+    for slug in ("nanterre", "lyon"):
+        assert box.run("tenant", "create", slug, "--app", "openslides").rc == 0
+    assert box.run("tenant", "delete", "nanterre", "--yes").rc == 0
+    journal = len(box.world()["effects"])
+
+    r = box.run("tenant", "apply", "nanterre")
+    assert r.rc == 0, r
+    assert "skipped nanterre: tenant 'nanterre' was deleted" in r.stdout
+    r = box.run("tenant", "apply", "--all")
+    assert r.rc == 0, r
+    assert "skipped nanterre" in r.stdout and "apply lyon: succeeded" in r.stdout
+    # Nothing touched nanterre on the platform: it was not created again.
+    assert "nanterre" not in {e[1] for e in box.world()["effects"][journal:]}
+    assert "nanterre" not in box.world()["world"]
+
+    r = box.run("tenant", "create", "nanterre")
+    assert r.rc == 4 and "--reuse-deleted" in r.stderr, r
+    r = box.run("tenant", "create", "nanterre", "--reuse-deleted", "--yes")
+    assert r.rc == 0, r
+    assert "create nanterre: succeeded" in r.stdout
+    assert "nanterre" in box.world()["world"]
