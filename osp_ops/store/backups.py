@@ -75,14 +75,6 @@ class Backups:
             else:
                 row.status, row.size, row.manifest = status, size, manifest
 
-    def mark_verified(self, backup_id: str, at: datetime | None = None) -> None:
-        """Remember that the backup verified end to end."""
-        with self.db.transaction() as s:
-            row = s.get(BackupRow, backup_id)
-            if row is not None:
-                row.verified_at = row.verify_at = at or utcnow()
-                row.status, row.verify_result, row.verify_problem = "verified", "passed", None
-
     def record_verify(
         self,
         *,
