@@ -373,7 +373,9 @@ class KubernetesPlatform:
     def _databases(self) -> pgtenant.TenantDatabases:
         with self._lock:
             if self._dbs is None:
-                self._dbs = pgtenant.TenantDatabases(self._admin_dsn())
+                dsn = self._admin_dsn()
+                state = pgtenant.state_database(self.settings.state_url, dsn)
+                self._dbs = pgtenant.TenantDatabases(dsn, state=state)
             return self._dbs
 
     def _admin_dsn(self) -> str:

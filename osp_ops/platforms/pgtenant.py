@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
 from psycopg import sql
@@ -74,11 +74,27 @@ def _failed(action: str, name: str, e: psycopg.Error) -> PlatformError:
     )
 
 
-class TenantDatabases:
-    """Tenant roles and databases over one reused admin connection (thread-safe)."""
+def state_database(state_url: str | None, admin_dsn: str) -> tuple[str, str] | None:
+    """(database, user) of the osp-ops state DB when it lives on the tenants' server
+    (same host and port as the admin DSN), else None."""
+    if not state_url or not state_url.split(":", 1)[0].startswith("postgres"):
+        return None
+    state = urlsplit(state_url)
+    addr = server_address(admin_dsn)
+    same = (state.hostname or "", state.port or 5432) == (addr.host, addr.port)
+    db, user = state.path.lstrip("/"), state.username or ""
+    return (db, unquote(user)) if same and db and user else None
 
-    def __init__(self, admin_dsn: str) -> None:
+
+class TenantDatabases:
+    """Tenant roles and databases over one reused admin connection (thread-safe).
+
+    ``state``: the state DB and its user when they share the server; PUBLIC loses
+    CONNECT on it too, after its user is granted it."""
+
+    def __init__(self, admin_dsn: str, *, state: tuple[str, str] | None = None) -> None:
         self._dsn = admin_dsn
+        self._state = state
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._lock = threading.Lock()
 
@@ -147,7 +163,7 @@ class TenantDatabases:
                             ident, ident
                         )
                     )
-                _close_shared(conn)
+                _close_shared(conn, self._state)
             except psycopg.Error as e:
                 raise _failed("set up", name, e) from e
         return created
@@ -230,14 +246,24 @@ def _refuse_foreign(
         )
 
 
-def _close_shared(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """REVOKE CONNECT on the server's shared databases from PUBLIC (once)."""
+def _close_shared(
+    conn: psycopg.Connection[tuple[object, ...]], state: tuple[str, str] | None
+) -> None:
+    """REVOKE CONNECT on the server's shared databases (and the state DB, its user keeping
+    it) from PUBLIC; nothing when already done."""
+    names = [*SHARED_DATABASES, *([state[0]] if state else [])]
     open_ = conn.execute(
         "SELECT datname FROM pg_database WHERE datname = ANY(%s)"
         " AND has_database_privilege('public', datname, 'CONNECT')",
-        (list(SHARED_DATABASES),),
+        (names,),
     ).fetchall()
     for (db,) in open_:
+        if state is not None and db == state[0]:
+            conn.execute(
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                    sql.Identifier(state[0]), sql.Identifier(state[1])
+                )
+            )
         conn.execute(
             sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
                 sql.Identifier(str(db))

@@ -115,3 +115,14 @@ def test_apply_skips_deleted_tenants_and_only_reuse_deleted_brings_one_back(
     assert r.rc == 0, r
     assert "create nanterre: succeeded" in r.stdout
     assert "nanterre" in box.world()["world"]
+
+
+def test_the_state_db_of_the_settings_is_reserved(tmp_path: Path, zygote: Zygote) -> None:
+    # A state DB on PostgreSQL named osp_control: the slug control would take it. The
+    # server does not even exist: the slug is refused before anything connects.
+    box = Sandbox(tmp_path, zygote=zygote)
+    url = "postgresql+psycopg://osp:pw@127.0.0.1:1/osp_control"
+    r = box.run("tenant", "create", "control", "--app", "openslides", OSP_OPS_STATE_URL=url)
+    assert r.rc == 2, r
+    assert "slug: 'control' is reserved: it would take database 'osp_control'" in r.stderr
+    assert _written(box) == []

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from osp_ops.domain.errors import PlatformError
-from osp_ops.platforms.pgtenant import TenantDatabases
+from osp_ops.platforms.pgtenant import TenantDatabases, state_database
 from tests.fixtures.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -130,3 +130,29 @@ def test_a_tenant_role_connects_to_its_own_database_only(
         assert not _can_connect(postgres, other, user, "pw-a"), other
     dbs.drop(a, tenant_id="ida")
     dbs.drop(b, tenant_id="idb")
+
+
+def test_the_state_db_on_the_tenants_server_is_closed_to_tenant_roles(
+    postgres: PostgresServer,
+) -> None:
+    suffix = secrets.token_hex(4)
+    state_db, state_user = f"state_{suffix}", f"state_{suffix}_user"
+    _admin(postgres, f"CREATE ROLE {state_user} LOGIN PASSWORD 'state-pw'")
+    postgres.create_database(state_db)  # owned by postgres: its user relied on PUBLIC
+    state_url = postgres.dsn_for(state_db, user=state_user, password="state-pw")
+    state = state_database(
+        state_url.replace("postgresql://", "postgresql+psycopg://"), postgres.dsn
+    )
+    assert state == (state_db, state_user)
+    assert state_database("sqlite:///x.db", postgres.dsn) is None
+    elsewhere = f"postgresql://u@{postgres.host}:{postgres.port + 1}/{state_db}"
+    assert state_database(elsewhere, postgres.dsn) is None
+    d = TenantDatabases(postgres.dsn, state=state)
+    try:
+        slug = _slug()
+        d.ensure(slug, "pw", tenant_id="id")
+        assert not _can_connect(postgres, state_db, f"osp_{slug}", "pw")
+        assert _can_connect(postgres, state_db, state_user, "state-pw")
+        d.drop(slug, tenant_id="id")
+    finally:
+        d.close()
