@@ -96,7 +96,9 @@ class Settings(BaseSettings):
         None, description="Key that encrypts stored secrets; data_dir/master.key if unset."
     )
     recovery_public_key: str | None = Field(
-        None, description="age public key of the ops recovery key, added to every backup."
+        None,
+        description="age public key of the ops recovery key, added to every backup; "
+        "data_dir/recovery.pub (`osp-ops backup recovery-key`) if unset.",
     )
     kube_context: str | None = Field(None, description="Default kubeconfig context.")
     kubeconfig: Path | None = Field(None, description="kubeconfig file; $KUBECONFIG if unset.")
@@ -181,6 +183,16 @@ class Settings(BaseSettings):
                 "app_storage is s3: set app_s3_access_key_id and app_s3_secret_access_key"
             )
         return key, secret.get_secret_value()
+
+    @property
+    def effective_recovery_public_key(self) -> str | None:
+        """The recovery key's public half: the setting, else ``data_dir/recovery.pub``."""
+        if self.recovery_public_key:
+            return self.recovery_public_key
+        try:
+            return (self.data_dir / "recovery.pub").read_text("utf-8").strip() or None
+        except FileNotFoundError:
+            return None
 
     @property
     def effective_master_key_file(self) -> Path:
@@ -275,6 +287,7 @@ def redacted(settings: Settings) -> dict[str, Any]:
             data[name] = "***"
     data["effective_state_url"] = _redact_url(settings.effective_state_url)
     data["effective_backup_url"] = settings.effective_backup_url
+    data["effective_recovery_public_key"] = settings.effective_recovery_public_key
     if data.get("state_url"):
         data["state_url"] = _redact_url(data["state_url"])
     return data

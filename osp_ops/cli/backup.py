@@ -10,13 +10,14 @@ import typer
 
 from osp_ops.backups import BackupInfo, VerifyReport, list_backups
 from osp_ops.cli.common import context, run_inline, slug_argument, slug_option
-from osp_ops.cli.output import console, print_json, table
+from osp_ops.cli.output import console, err_console, print_json, table
 from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.domain.schedule import is_due
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine import backup as ops
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.context import Context
+from osp_ops.engine.recovery import ensure_recovery_key, recovery_warning
 from osp_ops.engine.repair import verify_tenant
 from osp_ops.store.backups import BackupRecord, Backups
 
@@ -96,6 +97,9 @@ def run(
 ) -> None:
     """Back up (dump, upload, verify) one tenant or all of them (`--due` alone: all due)."""
     ctx = context(c)
+    warning = recovery_warning(ctx.settings)
+    if warning:
+        err_console.print(f"Warning: {warning}", markup=False, soft_wrap=True)
     specs = _specs(ctx, slug, all_ or (due and slug is None))
     if due:
         now = datetime.now(UTC)
@@ -340,6 +344,20 @@ def _clone(
     health = ctx.platform(spec).health(spec=spec)
     console.print(f"{slug} is a copy of {source} backup {info.backup_id}: {health.url}")
     console.print(f"admin login: osp-ops tenant credentials {slug}")
+
+
+@app.command("recovery-key")
+def recovery_key(c: typer.Context) -> None:
+    """Make the ops recovery key (the second recipient of every backup) unless one is set:
+    its secret half goes to <data_dir>/recovery.key, to be moved offline."""
+    key = ensure_recovery_key(context(c).settings)
+    console.print(f"recovery public key: {key.public}", markup=False)
+    if key.secret_file is not None:
+        console.print(
+            f"Move {key.secret_file} offline now (print it, or keep it on a token or in a "
+            "safe) and delete it here: with the backup store, it reads every backup.",
+            markup=False,
+        )
 
 
 @app.command("list-retired")

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from osp_ops.cli.common import settings
-from osp_ops.cli.output import print_json, table
+from osp_ops.cli.output import err_console, print_json, table
+from osp_ops.engine.recovery import recovery_warning
 from osp_ops.settings import redacted
 
 app = typer.Typer(help="Operator settings.", no_args_is_help=True)
@@ -23,9 +24,12 @@ def show(
     data = redacted(s)
     if json_:
         print_json({k: {"value": v, "source": sources.get(k, "derived")} for k, v in data.items()})
-        return
-    table(
-        None,
-        ["SETTING", "VALUE", "SOURCE"],
-        [[k, v, sources.get(k, "derived")] for k, v in data.items()],
-    )
+    else:
+        table(
+            None,
+            ["SETTING", "VALUE", "SOURCE"],
+            [[k, v, sources.get(k, "derived")] for k, v in data.items()],
+        )
+    warning = recovery_warning(s)
+    if warning:
+        err_console.print(f"Warning: {warning}", markup=False, soft_wrap=True)

@@ -19,6 +19,7 @@ from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.domain.specdoc import spec_markdown
 from osp_ops.engine.api import request, request_converge
+from osp_ops.engine.recovery import recovery_warning
 
 app = typer.Typer(help="Municipalities' instances.", no_args_is_help=True)
 app.command()(render)
@@ -236,8 +237,10 @@ def delete(
     """Delete a tenant's instance, database and secrets (its spec file stays)."""
     spec = _load(c, slug)
     if not yes:
+        warning = recovery_warning(context(c).settings)
         typer.confirm(
-            f"Delete {spec.name} ({slug}): app, database, files and secrets? Backups are kept.",
+            f"Delete {spec.name} ({slug}): app, database, files and secrets? Backups are kept."
+            + (f" Warning: {warning}." if warning else ""),
             abort=True,
         )
     _finish(c, "delete", spec, async_, wait, verbose)

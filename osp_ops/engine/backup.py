@@ -1,11 +1,11 @@
 """Backup operations: backup, backup-before-upgrade, prune, restore, drill.
 
 Each tenant has an age identity, the secret ``backup_identity``, generated once; backups
-are encrypted to its public key and to ``settings.recovery_public_key``. The manifest
-MAC key is derived from it (``manifest_key``) and used for every run, list, verify and
-restore. Where the data is comes from ``platforms/data.py`` (``BackupAccess``). Results
-go to the state DB cache (``store/backups.py``) and the audit log; the object store
-stays the source of truth.
+are encrypted to its public key and to the ops recovery key (``engine/recovery.py``).
+The manifest MAC key is derived from it (``manifest_key``) and used for every run, list,
+verify and restore. Where the data is comes from ``platforms/data.py``
+(``BackupAccess``). Results go to the state DB cache (``store/backups.py``) and the
+audit log; the object store stays the source of truth.
 
 Importing this module registers the kinds (and the ``backup-before-upgrade`` step, which
 ``request_upgrade`` then puts in front of every upgrade).
@@ -42,6 +42,7 @@ from osp_ops.backups import (
 )
 from osp_ops.backups.pipeline import parse_identities
 from osp_ops.backups.restore import PG_RESTORE_ARGS, Sink
+from osp_ops.domain.display import plural, rate, size
 from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError, PlatformError
 from osp_ops.domain.names import db_name_for
 from osp_ops.domain.phases import Phase
@@ -168,11 +169,11 @@ def _source(cmd: Command, kind: str, sc: StepContext, label: str) -> Source:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    return size(n)
 
 
 def _rate(n: int, seconds: float) -> str:
-    return f"{n / 1e6 / max(seconds, 1e-6):.1f} MB/s"
+    return rate(n, seconds)
 
 
 def _say(sc: StepContext) -> Callable[[str], None]:
@@ -213,8 +214,8 @@ def take_backup(sc: StepContext) -> Manifest:
     recipients: list[str] = []
     if spec.backup.encrypt:
         recipients = [public]
-        if ctx.settings.recovery_public_key:
-            recipients.append(ctx.settings.recovery_public_key)
+        if ctx.settings.effective_recovery_public_key:
+            recipients.append(ctx.settings.effective_recovery_public_key)
     access = access_for(ctx, spec)
     admin = access.database_admin(spec)
     files = access.files_command(spec)
@@ -671,7 +672,8 @@ def drill(sc: StepContext) -> str:
     audit log.
     """
     ctx, spec = sc.ctx, sc.spec
-    info = latest_complete(ctx, spec.slug)
+    chosen = sc.params.get("backup_id")  # --backup; the latest complete one by default
+    info = find_backup(ctx, spec.slug, str(chosen) if chosen else None)
     access = access_for(ctx, spec)
     admin = access.database_admin(spec)
     tag = _random.token_hex(3)
@@ -724,7 +726,8 @@ def drill(sc: StepContext) -> str:
     if result != "ok":
         raise BackupError(f"drill of {spec.slug} backup {info.backup_id} failed: {problem}")
     app = ", scratch app answered and admin logged in" if app_check == "ok" else ""
-    return f"drill ok: backup {info.backup_id}, {sum(found.values())} rows{app}, RTO {rto:.1f} s"
+    rows = plural(sum(found.values()), "row")
+    return f"drill ok: backup {info.backup_id}, {rows}{app}, RTO {rto:.1f} s"
 
 
 # -- registration ----------------------------------------------------------------------
