@@ -42,7 +42,6 @@ from osp_ops.backups import (
 )
 from osp_ops.backups.pipeline import parse_identities
 from osp_ops.backups.restore import PG_RESTORE_ARGS, Sink
-from osp_ops.domain.display import plural, rate, size
 from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError, PlatformError
 from osp_ops.domain.names import db_name_for
 from osp_ops.domain.phases import Phase
@@ -169,11 +168,11 @@ def _source(cmd: Command, kind: str, sc: StepContext, label: str) -> Source:
 
 
 def _mb(n: int) -> str:
-    return size(n)
+    return f"{n / 1e6:.1f} MB"
 
 
 def _rate(n: int, seconds: float) -> str:
-    return rate(n, seconds)
+    return f"{n / 1e6 / max(seconds, 1e-6):.1f} MB/s"
 
 
 def _say(sc: StepContext) -> Callable[[str], None]:
@@ -672,8 +671,7 @@ def drill(sc: StepContext) -> str:
     audit log.
     """
     ctx, spec = sc.ctx, sc.spec
-    chosen = sc.params.get("backup_id")  # --backup; the latest complete one by default
-    info = find_backup(ctx, spec.slug, str(chosen) if chosen else None)
+    info = latest_complete(ctx, spec.slug)
     access = access_for(ctx, spec)
     admin = access.database_admin(spec)
     tag = _random.token_hex(3)
@@ -726,8 +724,7 @@ def drill(sc: StepContext) -> str:
     if result != "ok":
         raise BackupError(f"drill of {spec.slug} backup {info.backup_id} failed: {problem}")
     app = ", scratch app answered and admin logged in" if app_check == "ok" else ""
-    rows = plural(sum(found.values()), "row")
-    return f"drill ok: backup {info.backup_id}, {rows}{app}, RTO {rto:.1f} s"
+    return f"drill ok: backup {info.backup_id}, {sum(found.values())} rows{app}, RTO {rto:.1f} s"
 
 
 # -- registration ----------------------------------------------------------------------
