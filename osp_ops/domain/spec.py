@@ -236,7 +236,11 @@ class MaintenanceWindow(_Spec):
 class TenantSpec(_Spec):
     """Everything osp-ops needs to run one municipality's instance."""
 
-    slug: Slug = Field(description="DNS-1123 label naming the tenant everywhere.")
+    slug: Slug = Field(
+        description="DNS-1123 label naming the tenant everywhere. Slugs whose derived "
+        "names osp-ops or the platform own are refused: `ops`, `ops-*`, `venvs` and those "
+        "naming the state database or the backup bucket."
+    )
     name: str = Field(min_length=1, max_length=200, description="Display name.")
     app: AppRef
     hosts: Hosts
