@@ -685,7 +685,8 @@ def drill(sc: StepContext) -> str:
     rto: float | None = None
     try:
         t0 = time.monotonic()
-        _restore_database(sc, info.backup_id, scratch, source=spec.slug, verify_first=True)
+        verify_and_record(sc, info.backup_id)  # a failed verify is recorded, then fails it
+        _restore_database(sc, info.backup_id, scratch, source=spec.slug, verify_first=False)
         restored_files = files_dir is not None and _restore_files(
             sc, info.backup_id, files_dir, source=spec.slug
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from osp_ops.backups import backup_prefix, list_backups
+from osp_ops.domain.errors import BackupError
 from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.engine import backup as ops
 from osp_ops.engine.api import request
@@ -88,8 +89,7 @@ def test_a_lost_manifest_is_damaged_reported_kept_and_repaired(
 
     listed = _cli(settings, "backup", "list", slug, "--json")
     assert listed.returncode == 0, listed.stderr
-    row = json.loads(listed.stdout)["backups"][0]
-    assert row["backup_id"] == backup_id
+    row = next(r for r in json.loads(listed.stdout)["backups"] if r["backup_id"] == backup_id)
     assert row["state"] == "damaged" and row["verified_at"] is None
     assert row["last_verify"]["result"] == "damaged"
 
@@ -143,13 +143,18 @@ def test_a_failed_verify_unverifies_and_no_longer_counts_for_prune(
         | {"backup": {"retention": {"daily": 1, "weekly": 0, "monthly": 0, "yearly": 0}}}
     )
     _create(ctx, postgres, spec)
-    good = _backup(ctx, spec)
-    bad = _backup(ctx, spec)
+    # Ids sort by time, then by a random suffix within one second: bad is the newest.
+    good, bad = sorted([_backup(ctx, spec), _backup(ctx, spec)])
     assert Backups(ctx.db).verified_ids(slug) == {good, bad}
     dump = _dir(settings, slug, bad) / "db.dump.zst.age"
     data = bytearray(dump.read_bytes())
     data[len(data) // 2] ^= 0x01
     dump.write_bytes(bytes(data))
+
+    drill, _ = request(ctx, "drill", spec)  # the newest complete backup: the bad one
+    with pytest.raises(BackupError, match="failed verification"):
+        run_operation(ctx, drill.id)
+    assert Backups(ctx.db).verified_ids(slug) == {good}  # the drill's verify counts too
 
     verify = _cli(settings, "backup", "verify", slug)
     assert verify.returncode == 1
