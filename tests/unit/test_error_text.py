@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from osp_ops.cli.main import app
+from osp_ops.cli.output import ConsoleProgress, console
 from osp_ops.domain.error_text import one_line
 from osp_ops.domain.phases import Phase
 from osp_ops.engine.context import build_context
@@ -114,3 +115,11 @@ def test_tables_show_one_line_and_op_show_the_full_text(tmp_path: Path) -> None:
     flat = " ".join(full.output.split())
     assert " ".join(error.split()) in flat  # the recorded text, whole, once
     assert flat.count("hint: See above for output from the failure.") == 1
+
+
+def test_live_progress_shows_one_line_of_a_failed_step() -> None:
+    progress = ConsoleProgress()
+    with console.capture() as captured:
+        progress.step("install", "failed", detail=recorded_error())
+    progress.close()
+    assert " ".join(captured.get().split()) == f"✗ install {HEAD}: {EXCEPTION}"
