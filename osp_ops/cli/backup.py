@@ -9,8 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from osp_ops.backups import BackupInfo, VerifyReport, list_backups
+from osp_ops.cli import lookup
 from osp_ops.cli.common import context, run_inline, slug_argument, slug_option
 from osp_ops.cli.output import console, err_console, print_json, table
+from osp_ops.domain import display
+from osp_ops.domain.display import utc
 from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.domain.schedule import is_due
 from osp_ops.domain.spec import TenantSpec
@@ -125,6 +128,8 @@ def list_(
     infos = list_backups(
         ops.store_for(ctx), slug, mac_key=ops.known_mac_key(ctx, slug), completed=set(records)
     )
+    if not infos:  # a typo'd slug is not "no backup"
+        lookup.require_tenant(ctx, slug)
     rows: list[dict[str, Any]] = []
     for i in infos:
         size = sum(o.size for o in i.objects)
@@ -143,17 +148,18 @@ def list_(
         return
     table(
         f"backups of {slug}",
-        ["ID", "TAKEN", "STATE", "SIZE", "LAST VERIFY"],
+        ["ID", "TAKEN (UTC)", "STATE", "SIZE", "LAST VERIFY (UTC)"],
         [
             [
                 r["backup_id"],
-                r["taken_at"],
+                utc(r["taken_at"]).removesuffix(" UTC"),
                 r["state"] + (f" ({r['problem']})" if r["problem"] else ""),
-                f"{r['size'] / 1e6:.1f} MB",
+                display.size(r["size"]),
                 _last_verify(r["last_verify"]),
             ]
             for r in rows
         ],
+        count=("backup", "backups"),
     )
 
 
@@ -172,7 +178,7 @@ def _verify_fields(rec: BackupRecord | None) -> dict[str, Any]:
 def _last_verify(last: dict[str, Any] | None) -> str:
     if not last:
         return "-"
-    text = f"{last['result']} {last['at'][:19]}"
+    text = f"{last['result']} {utc(last['at']).removesuffix(' UTC')}"
     return f"{text}: {last['problem']}" if last["problem"] and last["result"] != "passed" else text
 
 
@@ -181,7 +187,9 @@ def verify(
     c: typer.Context,
     slug: Slug = None,
     all_: All = False,
-    backup_id: Annotated[str | None, typer.Option("--backup", help="One backup id.")] = None,
+    backup_id: Annotated[
+        str | None, typer.Option("--backup", help="One backup id (or a unique prefix of it).")
+    ] = None,
     sample: Annotated[
         float, typer.Option(help="Percent of the backups to check (the newest always).")
     ] = 100.0,
@@ -197,15 +205,16 @@ def verify(
         if all_ and ctx.tenants.get(spec.slug) is None:
             console.print(f"{spec.slug}: never created, no backup")
             continue
-        found = verify_tenant(ctx, spec.slug, backup_id=backup_id, sample=sample / 100)
+        chosen = lookup.backup_id(ctx, spec.slug, backup_id)
+        found = verify_tenant(ctx, spec.slug, backup_id=chosen, sample=sample / 100)
         if not found:
             console.print(f"{spec.slug} has no backup")
         reports += found
     for r in reports:
         label = f"{r.tenant} {r.backup_id}" if all_ else r.backup_id
-        rate = r.bytes_read / 1e6 / max(r.seconds, 1e-6)
         if r.ok:
-            console.print(f"{label}: ok ({r.bytes_read} bytes, {rate:.1f} MB/s)")
+            speed = display.rate(r.bytes_read, r.seconds)
+            console.print(f"{label}: ok ({display.size(r.bytes_read)}, {speed})")
         elif r.damaged:
             console.print(
                 f"{label}: DAMAGED (kept): {'; '.join(r.problems)}; "
@@ -227,13 +236,14 @@ def verify(
 def repair(
     c: typer.Context,
     slug: Annotated[str, slug_argument("Tenant.")],
-    backup_id: Annotated[str, typer.Argument(help="The damaged backup.")],
+    backup_id: Annotated[str, typer.Argument(help="The damaged backup (or a unique prefix).")],
     wait: Wait = 0.0,
 ) -> None:
     """Rebuild a damaged backup's manifest from the state DB's record, if every object
     verifies against it (nothing is written otherwise)."""
     ctx = context(c)
     spec = ctx.specs.load(slug)
+    backup_id = str(lookup.backup_id(ctx, slug, backup_id))
     _run_each(ctx, "repair", [spec], params={"backup_id": backup_id}, concurrency=1, wait=wait)
 
 
@@ -242,7 +252,10 @@ def restore(
     c: typer.Context,
     slug: Annotated[str, slug_argument("Tenant whose backup is restored.")],
     backup_id: Annotated[
-        str | None, typer.Option("--backup", help="Backup id; the latest complete if unset.")
+        str | None,
+        typer.Option(
+            "--backup", help="Backup id or a unique prefix; the latest complete if unset."
+        ),
     ] = None,
     to: Annotated[
         str | None,
@@ -285,7 +298,7 @@ def restore(
         dropped = ops.drop_retired(ctx, spec)
         console.print(f"dropped {', '.join(dropped)}" if dropped else "nothing retired to drop")
         return
-    info = ops.find_backup(ctx, slug, backup_id)
+    info = ops.find_backup(ctx, slug, lookup.backup_id(ctx, slug, backup_id))
     if to is not None:
         _clone(c, slug, to, info, host=host, wait=wait)
         return
@@ -361,10 +374,18 @@ def recovery_key(c: typer.Context) -> None:
 
 
 @app.command("list-retired")
-def list_retired(c: typer.Context, slug: Annotated[str, slug_argument("Tenant.")]) -> None:
+def list_retired(
+    c: typer.Context,
+    slug: Annotated[str, slug_argument("Tenant.")],
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """Databases and file directories restores switched away from (kept until dropped)."""
     ctx = context(c)
-    for name in ops.retired_databases(ctx, ctx.specs.load(slug)):
+    names = ops.retired_databases(ctx, ctx.specs.load(slug))
+    if json_:
+        print_json({"tenant": slug, "retired": names})
+        return
+    for name in names:
         console.print(name, markup=False)
 
 
@@ -387,8 +408,20 @@ def drill(
     c: typer.Context,
     slug: Slug = None,
     all_: All = False,
+    backup_id: Annotated[
+        str | None,
+        typer.Option(
+            "--backup", help="Backup id or a unique prefix; the latest complete if unset."
+        ),
+    ] = None,
     wait: Wait = 0.0,
 ) -> None:
-    """Restore the latest backup into a scratch database, compare row counts, record RTO."""
+    """Restore the latest backup (or `--backup`) into a scratch database, compare row
+    counts, record RTO."""
     ctx = context(c)
-    _run_each(ctx, "drill", _specs(ctx, slug, all_), concurrency=1, wait=wait)
+    if all_ and backup_id:
+        raise SpecError([Problem("--backup", "names one backup: give a slug")], subject="command")
+    specs = _specs(ctx, slug, all_)
+    chosen = lookup.backup_id(ctx, specs[0].slug, backup_id) if backup_id else None
+    params = {"backup_id": chosen} if chosen else None
+    _run_each(ctx, "drill", specs, concurrency=1, wait=wait, params=params)

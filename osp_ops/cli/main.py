@@ -1,8 +1,11 @@
 """Entry point: global options, the shared context, error handling and exit codes.
 
 Exit codes: 0 success; 1 an operation or platform failed; 2 invalid input (spec,
-settings, catalog); 3 not found; 4 illegal phase change; 5 tenant busy (lease held);
-6 cancelled. Expected errors print one line ``Error: ...``; bugs print a traceback.
+settings, catalog, an ambiguous id prefix); 3 not found (tenant, operation, backup);
+4 illegal phase change; 5 tenant busy (lease held); 6 cancelled; 7 audit log broken.
+Expected errors print one line ``Error: ...`` (an invalid spec lists its problems below
+it), then at most one ``Hint: ...`` line; the full text of a failed operation is in
+`osp-ops op show ID`. Bugs print a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import typer
 
 from osp_ops.cli import audit, backup, config, logs, ops, secrets, tenant, upgrade, web, worker
 from osp_ops.cli.output import err_console
+from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import OspOpsError, SpecError
 from osp_ops.engine.context import Context, build_context
 from osp_ops.settings import Settings, load_settings
@@ -85,10 +89,25 @@ def main() -> None:
     try:
         app()
     except SpecError as e:
-        err_console.print(f"Error: invalid {e.subject}:", markup=False, soft_wrap=True)
-        for p in e.problems:
-            err_console.print(f"  - {p}", markup=False, soft_wrap=True)
+        if len(e.problems) == 1:
+            _say(f"Error: invalid {e.subject}: {e.problems[0]}")
+        else:  # validation reports every problem at once, one per line
+            _say(f"Error: invalid {e.subject}: {len(e.problems)} problems")
+            for p in e.problems:
+                _say(f"  - {p}")
+        _hint(e)
         sys.exit(e.exit_code)
     except OspOpsError as e:
-        err_console.print(f"Error: {e}", markup=False, soft_wrap=True)
+        _say(f"Error: {one_line(str(e))}")
+        _hint(e)
         sys.exit(e.exit_code)
+
+
+def _say(line: str) -> None:
+    err_console.print(line, markup=False, soft_wrap=True)
+
+
+def _hint(e: OspOpsError) -> None:
+    """At most one ``Hint:`` line: what to do next (the full text is in `op show`)."""
+    if e.hint:
+        _say(f"Hint: {one_line(e.hint)}")

@@ -7,14 +7,19 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from osp_ops.cli import lookup
 from osp_ops.cli.common import context, queued, run_inline, slug_option
+from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json, table
+from osp_ops.domain.display import plural, utc
 from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import IllegalTransitionError
+from osp_ops.store.operations import OperationInfo
 
 app = typer.Typer(help="Recorded operations.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+OpId = Annotated[str, typer.Argument(help="Operation id, or a unique prefix of it.")]
 
 
 @app.command("list")
@@ -26,13 +31,16 @@ def list_(
     json_: JsonOpt = False,
 ) -> None:
     """Newest operations first."""
-    ops = context(c).operations.recent(tenant=tenant, status=status, limit=limit)
+    ctx = context(c)
+    ops = ctx.operations.recent(tenant=tenant, status=status, limit=limit)
+    if tenant is not None and not ops:
+        require_tenant(ctx, tenant)
     if json_:
         print_json([o.to_json() for o in ops])
         return
     table(
         None,
-        ["ID", "TENANT", "KIND", "STATUS", "STEPS", "BY", "CREATED"],
+        ["ID", "TENANT", "KIND", "STATUS", "STEPS", "TOOK", "BY", "CREATED (UTC)"],
         [
             [
                 o.id,
@@ -40,30 +48,44 @@ def list_(
                 o.kind,
                 o.status,
                 f"{sum(s.status == 'done' for s in o.steps)}/{len(o.steps)}",
+                _took(o),
                 o.requested_by,
-                o.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                utc(o.created_at)[5:16],
             ]
             for o in ops
         ],
+        count=("operation", "operations"),
     )
+
+
+def _took(op: OperationInfo) -> str:
+    """How long the operation ran: ``4.2 s``, ``3 min 5 s`` (``-`` before it started)."""
+    if op.started_at is None:
+        return "-"
+    end = op.finished_at or op.started_at
+    seconds = max(0.0, (end - op.started_at).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
 
 
 @app.command()
 def show(
     c: typer.Context,
-    op_id: str,
+    op_id: OpId,
     json_: JsonOpt = False,
     events: Annotated[bool, typer.Option(help="Include the event log.")] = True,
 ) -> None:
-    """One operation: its steps, attempts, timings, errors and events."""
+    """One operation: its steps, attempts, timings, errors and events (times in UTC)."""
     ctx = context(c)
-    op = ctx.operations.get(op_id)
+    op = lookup.operation(ctx, op_id)
     log = ctx.operations.events(op.id) if events else []
     if json_:
         print_json({**op.to_json(), "events": log})
         return
     console.print(
-        f"[bold]{op.kind}[/] {op.tenant}  {op.status}  [dim]{op.id} by {op.requested_by}[/]"
+        f"[bold]{op.kind}[/] {op.tenant}  {op.status}  [dim]{op.id} by {op.requested_by}, "
+        f"{utc(op.created_at)}, took {_took(op)}[/]"
     )
     if op.error:  # the full text; the table below shows one line of each error
         console.print(f"[red]error:[/] {escape(op.error)}", markup=True)
@@ -85,6 +107,9 @@ def show(
     for s in op.steps:
         if s.error and s.error != op.error:
             console.print(f"[red]step {s.idx} {escape(s.name)}:[/] {escape(s.error)}")
+    if log:
+        shown = f"the last 40 of {len(log)}" if len(log) > 40 else plural(len(log), "event")
+        console.print(f"events ({shown}, times UTC):", markup=False)
     for e in log[-40:]:
         host = f"[{e['host']}] " if e["host"] else ""
         console.print(
@@ -96,13 +121,13 @@ def show(
 @app.command()
 def retry(
     c: typer.Context,
-    op_id: str,
+    op_id: OpId,
     async_: Annotated[bool, typer.Option("--async", help="Queue for a worker.")] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for a busy tenant.")] = 0.0,
 ) -> None:
     """Run a failed, cancelled or interrupted operation again from its first unfinished step."""
     ctx = context(c)
-    op = ctx.operations.get(op_id)
+    op = lookup.operation(ctx, op_id)
     if op.status == "succeeded":
         raise IllegalTransitionError(f"operation {op.id} already succeeded")
     if op.status in ("failed", "cancelled"):
@@ -119,10 +144,10 @@ def retry(
 
 
 @app.command()
-def cancel(c: typer.Context, op_id: str) -> None:
+def cancel(c: typer.Context, op_id: OpId) -> None:
     """Cancel a queued operation, or stop a running one after its current step."""
     ctx = context(c)
-    op = ctx.operations.get(op_id)
+    op = lookup.operation(ctx, op_id)
     if op.status not in ("queued", "running"):
         raise IllegalTransitionError(f"operation {op.id} is {op.status}; nothing to cancel")
     ctx.operations.cancel(op.id)

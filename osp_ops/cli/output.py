@@ -6,11 +6,13 @@ import json
 import sys
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from osp_ops.domain.display import plural
 from osp_ops.domain.error_text import one_line
 from osp_ops.platforms.base import Event
 from osp_ops.store.operations import OperationInfo
@@ -24,14 +26,43 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A simple table; cells are plain text (a ``[`` in a tool's output is no markup)."""
-    t = Table(title=title, show_lines=False, header_style="bold")
-    for c in columns:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*[Text("" if v is None else str(v), overflow="fold") for v in r])
+ID_COLUMNS = frozenset({"ID", "SLUG", "BACKUP", "OPERATION"})
+
+
+def table(
+    title: str | None,
+    columns: list[str],
+    rows: list[list[Any]],
+    *,
+    ids: frozenset[str] = ID_COLUMNS,
+    count: tuple[str, str] | None = None,
+) -> None:
+    """A simple table; cells are plain text (a ``[`` in a tool's output is no markup).
+
+    Columns named in ``ids`` are never cut or wrapped, at any width (80 columns, a pipe):
+    an id must be copyable from the output. The other columns wrap instead. ``count``
+    (singular, plural) adds a line under the table: ``3 backups``.
+    """
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    t = Table(
+        title=title,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    for i, c in enumerate(columns):
+        if c in ids:
+            longest = max([len(c), *(len(r[i]) for r in cells)])
+            t.add_column(c, no_wrap=True, min_width=longest)
+        else:
+            t.add_column(c, overflow="fold")
+    for r in cells:
+        t.add_row(*[Text(v, overflow="fold") for v in r])
     console.print(t)
+    if count is not None:
+        console.print(plural(len(rows), *count), markup=False)
 
 
 _STATUS_STYLE = {

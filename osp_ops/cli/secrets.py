@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from osp_ops.cli.common import context, queued, run_inline, slug_argument
-from osp_ops.cli.output import console
+from osp_ops.cli.lookup import require_tenant
+from osp_ops.cli.output import console, print_json
 from osp_ops.engine import rotation
 from osp_ops.engine.api import request
 
@@ -24,10 +25,21 @@ def rotate_key(c: typer.Context) -> None:
 
 
 @app.command("list")
-def list_(c: typer.Context, tenant: Annotated[str, slug_argument("Tenant.")]) -> None:
+def list_(
+    c: typer.Context,
+    tenant: Annotated[str, slug_argument("Tenant.")],
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """Names of a tenant's secrets (values are never printed here)."""
-    for name in context(c).secrets.names(tenant):
-        console.print(name)
+    ctx = context(c)
+    names = ctx.secrets.names(tenant)
+    if not names:  # a typo'd slug is not "no secret"
+        require_tenant(ctx, tenant)
+    if json_:
+        print_json({"tenant": tenant, "secrets": names})
+        return
+    for name in names:
+        console.print(name, markup=False)
 
 
 @app.command()

@@ -5,6 +5,7 @@
     │   ├── SpecError            a tenant spec or settings file is invalid (lists every problem)
     │   ├── CatalogError         an app or version the catalog does not know
     │   ├── NotFoundError        a tenant, operation or backup that does not exist
+    │   ├── AmbiguousError       an id prefix that starts several ids
     │   ├── IllegalTransitionError  a phase change the lifecycle forbids
     │   │   └── TenantDeletedError   converging a deleted tenant without --reuse-deleted
     │   ├── ConfigError          operator settings are wrong or missing
@@ -15,7 +16,9 @@
     ├── LeaseHeldError           another operation holds the tenant's lease (names the holder)
     └── OperationCancelledError  the operation was cancelled by an operator
 
-Adapters translate library errors into these with ``raise ... from e``.
+Every error may carry a ``hint`` (what to do next: "did you mean 'nanterre'?"), printed
+by the CLI as one ``Hint:`` line below the ``Error:`` line. Adapters translate library
+errors into these with ``raise ... from e``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ class OspOpsError(Exception):
 
     exit_code: int = 1
     retryable: bool = False
+    hint: str | None = None
+
+    def __init__(self, *args: object, hint: str | None = None) -> None:
+        super().__init__(*args)
+        if hint is not None:
+            self.hint = hint
 
 
 class PermanentError(OspOpsError):
@@ -84,6 +93,12 @@ class NotFoundError(PermanentError):
     """A tenant, operation, backup or secret that does not exist."""
 
     exit_code = 3
+
+
+class AmbiguousError(PermanentError):
+    """An id prefix that starts several ids; the message lists them."""
+
+    exit_code = 2
 
 
 class IllegalTransitionError(PermanentError):

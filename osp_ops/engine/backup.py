@@ -42,6 +42,7 @@ from osp_ops.backups import (
 )
 from osp_ops.backups.pipeline import parse_identities
 from osp_ops.backups.restore import PG_RESTORE_ARGS, Sink
+from osp_ops.domain.display import plural, rate, size
 from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError, PlatformError
 from osp_ops.domain.names import db_name_for
 from osp_ops.domain.phases import Phase
@@ -168,11 +169,11 @@ def _source(cmd: Command, kind: str, sc: StepContext, label: str) -> Source:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    return size(n)
 
 
 def _rate(n: int, seconds: float) -> str:
-    return f"{n / 1e6 / max(seconds, 1e-6):.1f} MB/s"
+    return rate(n, seconds)
 
 
 def _say(sc: StepContext) -> Callable[[str], None]:
@@ -671,7 +672,8 @@ def drill(sc: StepContext) -> str:
     audit log.
     """
     ctx, spec = sc.ctx, sc.spec
-    info = latest_complete(ctx, spec.slug)
+    chosen = sc.params.get("backup_id")  # --backup; the latest complete one by default
+    info = find_backup(ctx, spec.slug, str(chosen) if chosen else None)
     access = access_for(ctx, spec)
     admin = access.database_admin(spec)
     tag = _random.token_hex(3)
@@ -725,7 +727,8 @@ def drill(sc: StepContext) -> str:
     if result != "ok":
         raise BackupError(f"drill of {spec.slug} backup {info.backup_id} failed: {problem}")
     app = ", scratch app answered and admin logged in" if app_check == "ok" else ""
-    return f"drill ok: backup {info.backup_id}, {sum(found.values())} rows{app}, RTO {rto:.1f} s"
+    rows = plural(sum(found.values()), "row")
+    return f"drill ok: backup {info.backup_id}, {rows}{app}, RTO {rto:.1f} s"
 
 
 # -- registration ----------------------------------------------------------------------

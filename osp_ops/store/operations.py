@@ -306,6 +306,14 @@ class Operations:
                 )
             )
 
+    def ids(self, *, prefix: str = "", tenant: str | None = None) -> list[str]:
+        """Operation ids starting with ``prefix`` (every id when empty), oldest first."""
+        query = select(OperationRow.id).where(OperationRow.id.startswith(prefix))
+        if tenant is not None:
+            query = query.where(OperationRow.tenant == tenant)
+        with self.db.transaction() as s:
+            return list(s.execute(query.order_by(OperationRow.id)).scalars())
+
     def events(self, op_id: str, limit: int = 500) -> list[dict[str, Any]]:
         """The operation's log, oldest first."""
         with self.db.transaction() as s:
