@@ -134,10 +134,11 @@ class TenantDatabases:
                 role_exists, role_mark, owner, public_connect = row
                 _refuse_foreign(name, mark, role_exists, role_mark, owner)
                 if not role_exists:
-                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
-                    conn.execute(
-                        sql.SQL("COMMENT ON ROLE {} IS {}").format(ident, sql.Literal(mark))
-                    )
+                    # One transaction: a role without its mark would be refused forever.
+                    with conn.transaction():
+                        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+                        comment = sql.SQL("COMMENT ON ROLE {} IS {}")
+                        conn.execute(comment.format(ident, sql.Literal(mark)))
                     created = set_password = True
                 if set_password:
                     conn.execute(
