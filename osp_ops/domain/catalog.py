@@ -24,6 +24,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    """``"0.28.4"`` -> ``(0, 28, 4)``: catalog versions are dotted numbers, compared so."""
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        raise CatalogError(f"version {version!r} is not a dotted number") from None
+
+
 class AppVersion(_Frozen):
     """One installable version of an app."""
 
@@ -34,6 +42,23 @@ class AppVersion(_Frozen):
     overrides: tuple[str, ...] = ()
     tag: str | None = None
     upgrades_from: tuple[str, ...] = ()
+    # What the version needs around it where a host provides it (ruby, node, python).
+    runtime: dict[str, str] = {}
+
+
+class UpgradeTask(_Frozen):
+    """A one-time command a release asks for after its migrations.
+
+    ``version`` is the release that introduced it (it need not be in the catalog):
+    an upgrade from A to B runs the tasks with A < version <= B, once each.
+    ``rerunnable`` says whether running it twice is safe (a resumed upgrade reruns
+    only those; the others need a person when their first run did not finish).
+    """
+
+    version: str
+    command: tuple[str, ...]
+    rerunnable: bool
+    description: str
 
 
 class App(_Frozen):
@@ -50,12 +75,26 @@ class App(_Frozen):
     env: dict[str, str]
     admin_bootstrap: tuple[str, ...]
     versions: tuple[AppVersion, ...]
+    # One-time tasks of each release, oldest first (run after the hop's migrations).
+    upgrade_tasks: tuple[UpgradeTask, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> App:
         known = {v.version for v in self.versions}
         if len(known) != len(self.versions):
             raise ValueError("a version is listed twice")
+        try:
+            keys = [version_key(v.version) for v in self.versions]
+            task_keys = [version_key(t.version) for t in self.upgrade_tasks]
+        except CatalogError as e:
+            raise ValueError(str(e)) from None
+        if keys != sorted(keys):
+            raise ValueError("versions must be listed oldest first")
+        for task, key in zip(self.upgrade_tasks, task_keys, strict=True):
+            if not task.command:
+                raise ValueError(f"a task of {task.version} has no command")
+            if keys and key > keys[-1]:
+                raise ValueError(f"task {' '.join(task.command)} is for unknown {task.version}")
         earlier: set[str] = set()
         for v in self.versions:
             unknown = set(v.upgrades_from) - known
@@ -91,6 +130,11 @@ class App(_Frozen):
         if self.image is None or v.tag is None:
             raise CatalogError(f"{self.display_name} {version} is not a container image")
         return f"{self.image}:{v.tag}"
+
+    def hop_tasks(self, origin: str, version: str) -> tuple[UpgradeTask, ...]:
+        """The one-time tasks of the hop ``origin`` -> ``version`` (origin < task <= version)."""
+        low, high = version_key(origin), version_key(version)
+        return tuple(t for t in self.upgrade_tasks if low < version_key(t.version) <= high)
 
     def upgrade_path(self, current: str, target: str) -> list[str]:
         """Versions to pass through from ``current`` to ``target`` (excluding current).

@@ -33,8 +33,45 @@ def test_openslides_32_to_33() -> None:
 
 
 def test_decidim_walks_every_minor() -> None:
-    assert DECIDIM.upgrade_path("0.27.6", "0.29.2") == ["0.27.7", "0.28.4", "0.28.5", "0.29.2"]
+    assert DECIDIM.upgrade_path("0.27.6", "0.29.2") == ["0.27.7", "0.28.4", "0.28.6", "0.29.2"]
     assert DECIDIM.upgrade_path("0.27.7", "0.28.5") == ["0.28.4", "0.28.5"]
+    # Up to the current release, through the last patch of every minor.
+    assert DECIDIM.upgrade_path("0.27.7", "0.32.2") == [
+        "0.28.4", "0.28.6", "0.29.2", "0.29.7", "0.30.6", "0.31.6", "0.32.0", "0.32.2",
+    ]  # fmt: skip
+    assert DECIDIM.latest.version == "0.32.2"
+    assert DECIDIM.image_ref("0.32.2") == "ghcr.io/decidim/decidim:0.32.2"
+
+
+def _commands(origin: str, version: str) -> list[str]:
+    return [t.command[-1] for t in DECIDIM.hop_tasks(origin, version)]
+
+
+def test_each_hop_carries_the_one_time_tasks_of_the_releases_it_enters() -> None:
+    """A task belongs to the release that introduced it and runs on the hop that enters it."""
+    assert _commands("0.27.7", "0.28.4")[0] == "decidim:upgrade:migrate_wysiwyg_content"
+    assert "decidim:upgrade:fix_short_urls" in _commands("0.27.7", "0.28.4")
+    assert _commands("0.28.4", "0.28.6") == []  # a patch inside a minor: nothing more
+    assert "decidim:upgrade:attachments_cleanup" in _commands("0.28.6", "0.29.2")
+    assert "decidim:taxonomies:import_all_plans" in _commands("0.29.7", "0.30.6")
+    assert _commands("0.30.6", "0.31.6")[0] == "decidim:upgrade:encryption"
+    assert _commands("0.31.6", "0.32.0") == ["data:migrate"]
+    # Along a whole path every task runs exactly once.
+    path = DECIDIM.upgrade_path("0.27.6", "0.32.2")
+    seen = [t for a, b in itertools.pairwise(["0.27.6", *path]) for t in DECIDIM.hop_tasks(a, b)]
+    assert seen == list(DECIDIM.upgrade_tasks)
+    import_plans = next(t for t in seen if t.command[-1] == "decidim:taxonomies:import_all_plans")
+    assert (import_plans.version, import_plans.rerunnable) == ("0.30.0", False)
+    assert OPENSLIDES.hop_tasks("3.2", "3.3") == ()
+
+
+def test_runtime_per_version() -> None:
+    ruby = {v.version: v.runtime.get("ruby") for v in DECIDIM.versions}
+    assert (ruby["0.27.7"], ruby["0.28.6"], ruby["0.29.7"], ruby["0.31.6"], ruby["0.32.2"]) == (
+        "3.0", "3.1", "3.2", "3.3", "3.4",
+    )  # fmt: skip
+    assert DECIDIM.version("0.28.4").runtime["node"] == "18"
+    assert OPENSLIDES.version("3.2").runtime == {"python": "3.11"}
 
 
 @pytest.mark.parametrize("app", [DECIDIM, OPENSLIDES], ids=["decidim", "openslides"])
@@ -127,3 +164,14 @@ def test_catalog_data_is_checked() -> None:
     no_tag = [{"version": "1.0"}]
     with pytest.raises(CatalogError, match="needs image and tag"):
         parse_catalog(_catalog_text(no_tag))
+    unordered = [{"version": "1.10", "tag": "a"}, {"version": "1.9", "tag": "b"}]
+    with pytest.raises(CatalogError, match="oldest first"):
+        parse_catalog(_catalog_text(unordered))
+    with pytest.raises(CatalogError, match="not a dotted number"):
+        parse_catalog(_catalog_text([{"version": "1.0-beta", "tag": "a"}]))
+    data = yaml.safe_load(_catalog_text(ok))
+    data["apps"]["x"]["upgrade_tasks"] = [
+        {"version": "2.0", "command": ["x"], "rerunnable": True, "description": "d"}
+    ]
+    with pytest.raises(CatalogError, match=re.escape("for unknown 2.0")):
+        parse_catalog(yaml.safe_dump(data))
