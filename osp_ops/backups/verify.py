@@ -120,9 +120,13 @@ def verify_backup(
     if manifest is None:
         try:
             manifest = read_manifest(store, tenant, backup_id, mac_key=mac_key)
-        except (BackupError, NotFoundError) as e:
+        except NotFoundError:
+            report.problems.append(f"damaged: {MANIFEST} is missing")
+            report.damaged = True
+        except BackupError as e:
             report.problems.append(f"damaged: {e}")
             report.damaged = True
+        if manifest is None:
             report.seconds = time.monotonic() - t0
             return report
     report.manifest = manifest
