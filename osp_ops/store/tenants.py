@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from osp_ops.domain.errors import NotFoundError
+from osp_ops.domain.names import ownership_mark
 from osp_ops.domain.phases import Phase, check_transition
 from osp_ops.store.db import Database, utcnow
 from osp_ops.store.tables import TenantRow
@@ -36,7 +37,7 @@ class TenantRecord:
         after this record was forgotten, does not adopt or drop it."""
         at = self.created_at
         at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-        seed = f"{self.slug}\0{at.isoformat(timespec='seconds')}"
+        seed = f"{self.slug}\0{at.isoformat(timespec='microseconds')}"
         return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -51,6 +52,7 @@ class TenantRecord:
             "platform": self.platform,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "owner_mark": ownership_mark(self.slug, self.tenant_id),
         }
 
 
