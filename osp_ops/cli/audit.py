@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 
 from osp_ops.cli.common import context, slug_option
+from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json, table
+from osp_ops.domain.display import utc
 from osp_ops.domain.errors import OspOpsError
 
 app = typer.Typer(help="The audit log.", no_args_is_help=True)
@@ -44,15 +47,26 @@ def list_(
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Newest audit entries first."""
-    entries = context(c).audit.entries(tenant=tenant, limit=limit)
+    ctx = context(c)
+    entries = ctx.audit.entries(tenant=tenant, limit=limit)
+    if tenant is not None and not entries:  # a typo'd slug is not "nothing happened"
+        require_tenant(ctx, tenant)
     if json_:
         print_json([e.__dict__ for e in entries])
         return
     table(
         None,
-        ["#", "AT", "ACTOR", "TENANT", "ACTION", "DETAILS"],
+        ["#", "AT (UTC)", "ACTOR", "TENANT", "ACTION", "DETAILS"],
         [
-            [e.id, e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.tenant, e.action, e.details]
+            [
+                e.id,
+                utc(e.at).removesuffix(" UTC"),
+                e.actor,
+                e.tenant,
+                e.action,
+                json.dumps(e.details, ensure_ascii=False, sort_keys=True, default=str),
+            ]
             for e in entries
         ],
+        count=("entry", "entries"),
     )

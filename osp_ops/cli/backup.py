@@ -14,6 +14,7 @@ from osp_ops.cli.common import context, run_inline, slug_argument, slug_option
 from osp_ops.cli.output import console, err_console, print_json, table
 from osp_ops.domain import display
 from osp_ops.domain.display import utc
+from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.domain.schedule import is_due
 from osp_ops.domain.spec import TenantSpec
@@ -61,12 +62,12 @@ def _run_each(
 ) -> None:
     """One operation per tenant (each holds its tenant's lease), in a thread pool."""
 
-    def one(spec: TenantSpec) -> str | None:
+    def one(spec: TenantSpec) -> tuple[str, OspOpsError] | None:
         op, created = request(ctx, kind, spec, params=params)
         try:
             result = run_inline(ctx, op, created=created, wait=wait)
         except OspOpsError as e:
-            return f"{spec.slug}: {e}"
+            return spec.slug, e
         last = result.steps[-1].output if result.steps else ""
         console.print(f"{spec.slug}: {last}", markup=False)
         return None
@@ -76,12 +77,15 @@ def _run_each(
     else:
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             failures = [f for f in pool.map(one, specs) if f]
-    if failures:
-        for f in failures:
-            console.print(f"[red]{f}[/]", markup=True)
-        if len(specs) == 1:
-            raise OspOpsError(failures[0])
-        raise OspOpsError(f"{len(failures)} of {len(specs)} tenants failed")
+    if len(specs) == 1 and failures:
+        raise failures[0][1]  # its own exit code; its hint names `op show`
+    if failures:  # one line per failed tenant, then the error
+        for slug, error in failures:
+            err_console.print(f"{slug}: FAILED: {one_line(str(error))}", markup=False)
+        raise OspOpsError(
+            f"{len(failures)} of {len(specs)} tenants failed",
+            hint="`osp-ops op list --status failed` lists them; `osp-ops op show ID` has each error",
+        )
 
 
 @app.command()
@@ -284,6 +288,7 @@ def restore(
     what is dropped) unless `--yes`.
     """
     ctx = context(c)
+    lookup.require_tenant(ctx, slug)
     if confirm_drop:
         spec = ctx.specs.load(slug)
         names = ops.retired_databases(ctx, spec)

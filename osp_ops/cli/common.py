@@ -72,8 +72,10 @@ def run_inline(
     progress = ConsoleProgress(verbose=verbose)
     try:
         result = run_operation(c, op.id, progress=progress, wait=wait)
-    except OspOpsError:
+    except OspOpsError as e:
         progress.close()
+        if e.hint is None:  # the Error line is one line of it; the record has it all
+            e.hint = f"the full text: osp-ops op show {op.id}"
         raise
     progress.close()
     return result

@@ -10,11 +10,12 @@ import typer
 from rich.markup import escape
 
 from osp_ops.cli.common import context, queued, run_inline, slug_argument
+from osp_ops.cli.lookup import unknown_tenant
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
 from osp_ops.domain.catalog import Catalog
 from osp_ops.domain.error_text import one_line
-from osp_ops.domain.errors import NotFoundError, Problem, SpecError, TenantDeletedError
+from osp_ops.domain.errors import Problem, SpecError, TenantDeletedError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.domain.specdoc import spec_markdown
@@ -299,7 +300,7 @@ def show(
     rec = ctx.tenants.get(slug)
     spec = ctx.specs.load(slug) if ctx.specs.exists(slug) else None
     if rec is None and spec is None:
-        raise NotFoundError(f"no tenant {slug!r}")
+        raise unknown_tenant(ctx, slug)
     data: dict[str, object] = {"slug": slug}
     if rec:
         data.update(rec.to_json())

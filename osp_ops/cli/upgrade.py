@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from osp_ops.cli.common import context, queued, run_inline, slug_argument
+from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.domain.errors import CatalogError, NotFoundError, Problem, SpecError
 from osp_ops.engine.api import request_upgrade
@@ -77,6 +78,8 @@ def run(
     if all_ == (slug is not None):
         raise SpecError([Problem("arguments", "give a tenant slug or --all")], subject="command")
     ctx = context(c)
+    if slug is not None:
+        require_tenant(ctx, slug)
     plans, refused = _plans(c)
     if all_ and not plans and not refused:  # a scheduled run that finds nothing says so
         raise NotFoundError(

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from osp_ops.domain.catalog import Catalog
+from osp_ops.domain.display import suggest
 from osp_ops.domain.errors import NotFoundError, Problem, SpecError
 from osp_ops.domain.spec import TenantSpec, check_fleet, dump_spec, parse_spec
 
@@ -32,8 +33,10 @@ class SpecRepository:
         try:
             text = path.read_text("utf-8")
         except FileNotFoundError:
+            known = [p.stem for p in self.directory.glob("*.yaml") if p.stem != slug]
             raise NotFoundError(
-                f"no spec file {path} (create it with `osp-ops tenant create {slug} ...`)"
+                f"no tenant {slug!r}: no spec file {path}",
+                hint=suggest(slug, known) or f"create it with `osp-ops tenant create {slug}`",
             ) from None
         return parse_spec(text, source=str(path), expected_slug=slug, catalog=self.catalog)
 
@@ -55,6 +58,30 @@ class SpecRepository:
         if problems:
             raise SpecError(problems)
         return specs
+
+    def load_each(self) -> tuple[dict[str, TenantSpec], dict[str, list[Problem]]]:
+        """Every spec file on its own: the valid specs and the problems of the others, by
+        file name (slug). A file that collides with an earlier one (slug or host name,
+        files in name order) is one with problems; one bad file never hides the others."""
+        specs: dict[str, TenantSpec] = {}
+        problems: dict[str, list[Problem]] = {}
+        for path in sorted(self.directory.glob("*.yaml")):
+            try:
+                specs[path.stem] = parse_spec(
+                    path.read_text("utf-8"),
+                    source=str(path),
+                    expected_slug=path.stem,
+                    catalog=self.catalog,
+                )
+            except SpecError as e:
+                problems[path.stem] = e.problems
+        by_source = {str(self.path(slug)): spec for slug, spec in specs.items()}
+        for problem in check_fleet(by_source):
+            for slug in list(specs):
+                if problem.location.startswith(f"{self.path(slug)}:"):
+                    problems.setdefault(slug, []).append(problem)
+                    del specs[slug]
+        return specs, problems
 
     def check_against_fleet(self, spec: TenantSpec) -> None:
         """SpecError if ``spec`` collides with another tenant's slug or host names."""

@@ -96,9 +96,11 @@ def test_every_listed_id_is_whole_at_80_columns_and_works(
     [error] = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
     assert "is ambiguous" in error and first in error and second in error
     typo = first[:-1] + ("0" if first[-1] != "0" else "1")
-    proc = _cli(settings, "backup", "restore", long, "--backup", typo, "--yes")
-    assert proc.returncode == 3, (proc.stdout, proc.stderr)
-    assert f"Hint: did you mean {first!r}" in proc.stderr
+    for command in ("restore", "verify", "drill"):  # the same bad id: the same exit code
+        yes = ("--yes",) if command == "restore" else ()
+        proc = _cli(settings, "backup", command, long, "--backup", typo, *yes)
+        assert proc.returncode == 3, (command, proc.stdout, proc.stderr)
+        assert f"Hint: did you mean {first!r}" in proc.stderr
 
     # tenant list: every slug whole, each one opens with `tenant show`.
     text = _ok(_cli(settings, "tenant", "list"))
