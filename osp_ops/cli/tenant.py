@@ -139,7 +139,11 @@ def create(
             ctx.settings.base_domain, ctx.settings.default_platform, slug, flags, ctx.catalog
         )
         ctx.specs.check_against_fleet(spec)
-        path = ctx.specs.write(spec)
+        for what, value, option in _defaults_used(spec, flags):
+            console.print(
+                f"using default {what} {value} (choose with {option})", markup=False, soft_wrap=True
+            )
+        path = ctx.specs.write(spec, keep=("platform", "plan", "locales"))
         console.print(f"wrote {path}")
     _finish(c, None, spec, async_, wait, verbose, reuse_deleted=reuse_deleted)
 
@@ -174,6 +178,29 @@ def _spec_from_flags(
         "plan": flags.get("plan") or "small",
     }
     return validate_spec(data, source=f"tenant create {slug}", catalog=catalog)
+
+
+def _defaults_used(spec: TenantSpec, flags: Mapping[str, object]) -> list[tuple[str, str, str]]:
+    """(what, value, option) of each value `tenant create` chose because no flag gave it."""
+    used = []
+    if "app" not in flags:
+        used.append(("app", f"{spec.app.name} {spec.app.version}", "--app and --version"))
+    elif "version" not in flags:
+        used.append((f"{spec.app.name} version", f"{spec.app.version} (the newest)", "--version"))
+    if "name" not in flags:
+        used.append(("name", repr(spec.name), "--name"))
+    if "host" not in flags:
+        used.append(("host", spec.hosts.primary, "--host"))
+    if "admin_name" not in flags or "admin_email" not in flags:
+        admin = f"{spec.admin.name} <{spec.admin.email}>"
+        used.append(("admin", admin, "--admin-name and --admin-email"))
+    if "locale" not in flags:
+        used.append(("locale", spec.locales.default, "--locale"))
+    if "platform" not in flags:
+        used.append(("platform", spec.platform.kind, "--platform or default_platform"))
+    if "plan" not in flags:
+        used.append(("plan", str(spec.plan), "--plan"))
+    return used
 
 
 def _load(c: typer.Context, slug: str) -> TenantSpec:

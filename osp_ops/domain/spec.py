@@ -7,7 +7,7 @@ reported at once as a SpecError naming the file and the field path.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -368,9 +368,12 @@ def parse_spec(
     return spec
 
 
-def dump_spec(spec: TenantSpec) -> str:
-    """YAML text of a spec, without the fields left at their defaults."""
+def dump_spec(spec: TenantSpec, *, keep: Collection[str] = ()) -> str:
+    """YAML text of a spec, without the fields left at their defaults (but the top-level
+    fields in ``keep``: the defaults `tenant create` chose, shown in the file it writes)."""
     data = spec.model_dump(mode="json", exclude_defaults=True)
+    full = spec.model_dump(mode="json")
+    data.update({k: full[k] for k in keep if k in full})
     if "platform" in data:
         # The union's tag must stay even at its default value, or the file does not parse.
         data["platform"] = {"kind": spec.platform.kind, **data["platform"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 from osp_ops.domain.catalog import Catalog
@@ -103,13 +104,14 @@ class SpecRepository:
         if problems:
             raise SpecError(problems)
 
-    def write(self, spec: TenantSpec) -> Path:
-        """Write a spec file atomically."""
+    def write(self, spec: TenantSpec, *, keep: Collection[str] = ()) -> Path:
+        """Write a spec file atomically (``keep``: top-level fields written even at their
+        defaults)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(spec.slug)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{spec.slug}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(f"# Tenant spec of {spec.name}. Reference: docs/tenant-spec.md\n")
-            f.write(dump_spec(spec))
+            f.write(dump_spec(spec, keep=keep))
         os.replace(tmp, path)
         return path
