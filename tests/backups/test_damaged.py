@@ -24,9 +24,16 @@ from osp_ops.engine.runner import run_operation
 from osp_ops.settings import Settings
 from osp_ops.store.backups import Backups
 from tests.backups.test_operations import _context, _create, _run, _settings, _spec
+from tests.fixtures.minio import MinioServer
 from tests.fixtures.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fixtures(request: pytest.FixtureRequest) -> pytest.FixtureRequest:
+    """Pytest's ``request`` (that name is the engine's ``request`` here)."""
+    return request
 
 
 def _cli(settings: Settings, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -40,6 +47,9 @@ def _cli(settings: Settings, *argv: str, stdin: str = "") -> subprocess.Complete
         "OSP_OPS_FAKE_PLATFORM_JOURNAL": str(settings.data_dir.parent / "fake.json"),
         "COLUMNS": "250",
     }
+    if settings.backup_url:  # S3 (the credentials are in the AWS_* variables)
+        env |= {"OSP_OPS_BACKUP_URL": settings.backup_url,
+                "OSP_OPS_S3_ENDPOINT_URL": str(settings.s3_endpoint_url)}  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "osp_ops.cli", *argv],
         env=env, input=stdin, capture_output=True, text=True, timeout=300, check=False,
@@ -59,24 +69,37 @@ def _error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("Error")]
 
 
+@pytest.mark.parametrize("where_to", ["local", "s3"])
 def test_a_lost_manifest_is_damaged_reported_kept_and_repaired(
-    tmp_path: Path, postgres: PostgresServer
+    where_to: str, tmp_path: Path, postgres: PostgresServer, fixtures: pytest.FixtureRequest
 ) -> None:
     slug = f"d{secrets.token_hex(3)}"
-    settings = _settings(tmp_path, postgres)
+    extra = {}
+    if where_to == "s3":
+        s3: MinioServer = fixtures.getfixturevalue("s3")
+        monkeypatch: pytest.MonkeyPatch = fixtures.getfixturevalue("monkeypatch")
+        for name, value in s3.env.items():
+            if name.startswith("AWS_"):  # the settings themselves are the test's
+                monkeypatch.setenv(name, value)
+        extra = {"backup_url": f"s3://{s3.bucket}/ops-{slug}", "s3_endpoint_url": s3.endpoint_url}
+    settings = _settings(tmp_path, postgres, **extra)
     ctx = _context(settings)
     spec = _spec(slug)
     _create(ctx, postgres, spec)
     backup_id = _backup(ctx, spec)
-    where = _dir(settings, slug, backup_id)
-    (where / "manifest.json").unlink()
+    store, prefix = ops.store_for(ctx), backup_prefix(slug, backup_id)
+
+    def names() -> list[str]:
+        return sorted(o.key.rsplit("/", 1)[1] for o in store.list(f"{prefix}/"))
+
+    store.delete(f"{prefix}/manifest.json")
 
     # The next backup's cleanup does not delete it (the state DB recorded it complete).
     op, _ = request(ctx, "backup", spec)
     done = run_operation(ctx, op.id)
     assert done.status == "succeeded", done.error
     assert [s.output for s in done.steps if s.name == "cleanup-incomplete"] == ["nothing to clean"]
-    assert (where / "db.dump.zst.age").exists()
+    assert names() == ["db.dump.zst.age", "spec.yaml"]
 
     verify = _cli(settings, "backup", "verify", slug, "--backup", backup_id)
     assert verify.returncode == 1, (verify.stdout, verify.stderr)
@@ -95,16 +118,15 @@ def test_a_lost_manifest_is_damaged_reported_kept_and_repaired(
 
     pruned = _run(ctx, "prune", spec)  # nor does prune
     assert f"damaged (kept) {backup_id}" in pruned
-    assert sorted(p.name for p in where.iterdir()) == [
-        "db.dump.zst.age", "spec.yaml",
-    ]  # fmt: skip
+    assert names() == ["db.dump.zst.age", "spec.yaml"]
 
     repaired = _cli(settings, "backup", "repair", slug, backup_id)
     assert repaired.returncode == 0, repaired.stderr
     assert "rebuilt from the state DB" in repaired.stdout
     again = _cli(settings, "backup", "verify", slug, "--backup", backup_id)
     assert again.returncode == 0, again.stderr
-    states = [i.state for i in list_backups(ops.store_for(ctx), slug)]
+    assert names() == ["db.dump.zst.age", "manifest.json", "spec.yaml"]
+    states = [i.state for i in list_backups(store, slug)]
     assert states == ["complete", "complete"]
     assert backup_id in Backups(ctx.db).verified_ids(slug)
 
