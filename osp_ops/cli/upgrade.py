@@ -9,24 +9,36 @@ import typer
 from osp_ops.cli.common import context, queued, run_inline, slug_argument
 from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json, table
-from osp_ops.domain.errors import CatalogError, NotFoundError, Problem, SpecError
+from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.engine.api import request_upgrade
 from osp_ops.engine.upgrade import UpgradePlan, plan
+from osp_ops.engine.upgrade_plan import FleetPlan, plan_fleet
 from osp_ops.store.db import utcnow
 
 app = typer.Typer(help="App upgrades, one allowed version at a time.", no_args_is_help=True)
 
 
-def _plans(c: typer.Context) -> tuple[list[UpgradePlan], list[tuple[str, str]]]:
-    ctx = context(c)
-    now = utcnow()
-    plans, refused = [], []
-    for spec in ctx.specs.load_all().values():
-        try:
-            plans.append(plan(ctx, spec, now))
-        except CatalogError as e:
-            refused.append((spec.slug, str(e)))
-    return plans, refused
+def _fleet(c: typer.Context) -> FleetPlan:
+    return plan_fleet(context(c), utcnow())
+
+
+def _path(p: UpgradePlan) -> str:
+    if p.current is None:
+        return "not deployed"
+    return " → ".join((p.current, *p.path)) if p.path else "up to date"
+
+
+def _print_tasks(plans: list[UpgradePlan]) -> None:
+    """Each hop's one-time tasks, under the table."""
+    for p in plans:
+        for hop in p.hops:
+            if not hop.tasks:
+                continue
+            console.print(f"{p.tenant} {hop.origin} → {hop.version}:", markup=False)
+            for t in hop.tasks:
+                once = "" if t.rerunnable else " (not rerunnable)"
+                line = f"  {' '.join(t.command)}  [{t.version}] {t.description}{once}"
+                console.print(line, markup=False)
 
 
 @app.command("plan")
@@ -34,33 +46,28 @@ def plan_(
     c: typer.Context,
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """For each tenant: running version, spec version, the path between, its window."""
-    plans, refused = _plans(c)
+    """For each tenant: running version, spec version, every version between with each
+    hop's one-time tasks, its window. A tenant whose spec is invalid, or whose path the
+    catalog refuses, is listed with its error; the others are planned all the same."""
+    fleet = _fleet(c)
     if json_:
-        print_json(
-            {
-                "plans": [p.to_json() for p in plans],
-                "refused": [{"tenant": t, "error": e} for t, e in refused],
-            }
-        )
+        print_json(fleet.to_json())
         return
-    table(
-        None,
-        ["TENANT", "APP", "RUNNING", "SPEC", "PATH", "WINDOW"],
+    rows = [
         [
-            [
-                p.tenant,
-                p.app,
-                p.current or "not deployed",
-                p.target,
-                " → ".join(p.path) if p.path else "up to date",
-                "open now" if p.window_open else f"next {p.next_window:%a %Y-%m-%d %H:%M %Z}",
-            ]
-            for p in plans
-        ],
-    )
-    for tenant, error in refused:
-        console.print(f"[red]{tenant}: {error}[/]")
+            p.tenant,
+            p.app,
+            p.current or "not deployed",
+            p.target,
+            _path(p),
+            "open now" if p.window_open else f"next {p.next_window:%a %Y-%m-%d %H:%M %Z}",
+        ]
+        for p in fleet.plans
+    ]
+    rows += [[r.tenant, "", "", "", f"refused: {r.error}", ""] for r in fleet.refused]
+    rows.sort(key=lambda r: r[0])
+    table(None, ["TENANT", "APP", "RUNNING", "SPEC", "PATH", "WINDOW"], rows)
+    _print_tasks(fleet.plans)
 
 
 @app.command()
@@ -80,25 +87,46 @@ def run(
     ctx = context(c)
     if slug is not None:
         require_tenant(ctx, slug)
-    plans, refused = _plans(c)
-    if all_ and not plans and not refused:  # a scheduled run that finds nothing says so
+    fleet = _fleet(c)
+    if all_ and not fleet.plans and not fleet.refused:  # a scheduled run says it found nothing
         raise NotFoundError(
             f"no tenant spec in {ctx.settings.tenants_dir} (tenants_dir): nothing to do"
         )
-    for tenant, error in refused:
-        if all_ or tenant == slug:
-            console.print(f"[red]{tenant}: {error}[/]")
-    todo = [p for p in plans if p.needed and (all_ or p.tenant == slug)]
+    if slug is not None:
+        refusal = fleet.refusal(slug)
+        if refusal is not None:  # the one tenant asked for cannot be planned: say why
+            plan(ctx, ctx.specs.load(slug), utcnow())  # its own SpecError or CatalogError
+            raise SpecError([Problem(slug, refusal.error)], subject="upgrade")  # a collision
+        if not any(p.tenant == slug for p in fleet.plans):
+            ctx.specs.load(slug)  # NotFoundError naming the missing spec file
+    skipped = fleet.refused if all_ else []
+    for r in skipped:
+        console.print(f"{r.tenant}: skipped: {r.error}", style="red", markup=False)
+    todo = [p for p in fleet.plans if p.needed and (all_ or p.tenant == slug)]
     if in_window:
         todo = [p for p in todo if p.window_open]
-    if not todo:
-        console.print("nothing to upgrade")
-        return
+    failed: list[Problem] = []
     for p in todo:
-        spec = ctx.specs.load(p.tenant)
-        op, created = request_upgrade(ctx, spec)
-        if async_:
-            queued(op, created)
+        try:
+            spec = ctx.specs.load(p.tenant)
+            op, created = request_upgrade(ctx, spec)
+            if async_:
+                queued(op, created)
+                continue
+            result = run_inline(ctx, op, created=created, wait=wait)
+        except OspOpsError as e:
+            if not all_:
+                raise
+            # One tenant's failure is recorded with its operation; the others still run.
+            console.print(f"{p.tenant}: upgrade failed: {e}", style="red", markup=False)
+            failed.append(Problem(p.tenant, str(e)))
             continue
-        result = run_inline(ctx, op, created=created, wait=wait)
         console.print(f"[green]upgrade {p.tenant}: {result.status} ({p.current} → {p.target})[/]")
+    if not todo and not skipped:
+        console.print("nothing to upgrade")
+    # A scheduled --all run must not look clean when a tenant was left out.
+    left_out = [Problem(r.tenant, f"skipped: {r.error}") for r in skipped] + failed
+    if failed:
+        raise OspOpsError("; ".join(str(p) for p in left_out))
+    if left_out:
+        raise SpecError(left_out, subject="upgrade of some tenants")

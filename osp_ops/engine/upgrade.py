@@ -10,9 +10,44 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from osp_ops.domain.catalog import App, UpgradeTask
 from osp_ops.domain.maintenance import is_open, next_start
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine.context import Context
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step of an upgrade path: from a version to the next, and its one-time tasks."""
+
+    origin: str
+    version: str
+    tasks: tuple[UpgradeTask, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for --json."""
+        return {
+            "from": self.origin,
+            "to": self.version,
+            "tasks": [
+                {
+                    "command": list(t.command),
+                    "version": t.version,
+                    "rerunnable": t.rerunnable,
+                    "description": t.description,
+                }
+                for t in self.tasks
+            ],
+        }
+
+
+def hops(app: App, current: str, path: tuple[str, ...]) -> tuple[Hop, ...]:
+    """The hops of ``path`` (which excludes ``current``), each with its tasks."""
+    origins = (current, *path)[: len(path)]
+    return tuple(
+        Hop(origin, version, app.hop_tasks(origin, version))
+        for origin, version in zip(origins, path, strict=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -26,6 +61,7 @@ class UpgradePlan:
     path: tuple[str, ...]
     window_open: bool
     next_window: datetime
+    hops: tuple[Hop, ...] = ()
 
     @property
     def needed(self) -> bool:
@@ -40,6 +76,7 @@ class UpgradePlan:
             "current": self.current,
             "target": self.target,
             "path": list(self.path),
+            "hops": [h.to_json() for h in self.hops],
             "window_open": self.window_open,
             "next_window": self.next_window.isoformat(),
         }
@@ -63,6 +100,7 @@ def plan(ctx: Context, spec: TenantSpec, now: datetime) -> UpgradePlan:
         path=path,
         window_open=is_open(window, spec.time_zone, now),
         next_window=next_start(window, spec.time_zone, now),
+        hops=hops(app, current, path) if current else (),
     )
 
 
