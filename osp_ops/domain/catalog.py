@@ -20,6 +20,15 @@ class AppKind(StrEnum):
     container = "container"
 
 
+# Which app kinds each platform runs: the hosts platform installs Python apps in a
+# virtualenv and runs container images; Kubernetes runs container images only. Spec
+# validation refuses an app its platform cannot run (a new platform adds its line here).
+PLATFORM_APP_KINDS: dict[str, frozenset[AppKind]] = {
+    "hosts": frozenset({AppKind.python, AppKind.container}),
+    "kubernetes": frozenset({AppKind.container}),
+}
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from osp_ops.domain import strict_yaml
-from osp_ops.domain.catalog import Catalog, default_catalog
+from osp_ops.domain.catalog import PLATFORM_APP_KINDS, Catalog, default_catalog
 from osp_ops.domain.errors import Problem, SpecError
 from osp_ops.domain.names import reserved_problems
 from osp_ops.domain.plans import PlanName
@@ -304,8 +304,23 @@ def _check_app(name: str, version: str, catalog: Catalog, source: str) -> list[P
 
 
 def check_catalog(spec: TenantSpec, catalog: Catalog, source: str) -> list[Problem]:
-    """Problems of the spec against the app catalog (unknown version)."""
-    return _check_app(spec.app.name, spec.app.version, catalog, source)
+    """Problems of the spec against the app catalog: an unknown version, or an app its
+    platform cannot run (OpenSlides on Kubernetes)."""
+    problems = _check_app(spec.app.name, spec.app.version, catalog, source)
+    app = catalog.apps.get(spec.app.name)
+    runs = PLATFORM_APP_KINDS.get(spec.platform.kind, frozenset())
+    if app is not None and app.kind not in runs:
+        able = sorted(k for k, kinds in PLATFORM_APP_KINDS.items() if app.kind in kinds)
+        fits = sorted(n for n, a in catalog.apps.items() if a.kind in runs)
+        problems.append(
+            Problem(
+                f"{source}: platform.kind",
+                f"{app.display_name} is a {app.kind} app, which platform "
+                f"{spec.platform.kind!r} cannot run: use platform {' or '.join(able)}"
+                + (f", or app {' or '.join(fits)} on {spec.platform.kind}" if fits else ""),
+            )
+        )
+    return problems
 
 
 def validate_spec(

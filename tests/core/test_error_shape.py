@@ -108,3 +108,28 @@ def test_a_failed_operation_is_one_error_line_and_a_hint_to_op_show(world: Sandb
     assert hint is not None and re.fullmatch(
         r"Hint: the full text: osp-ops op show \d{8}T\d{6}-[0-9a-f]{8}", hint
     ), hint
+
+
+def test_a_spec_no_platform_can_run_is_invalid_at_validate(
+    tmp_path_factory: pytest.TempPathFactory, zygote: Zygote
+) -> None:
+    box = Sandbox(tmp_path_factory.mktemp("platforms"), zygote=zygote)
+    r = box.run(
+        "tenant", "create", "lyon", "--app", "openslides", "--platform", "kubernetes",
+        "--host", "lyon.example.org", "--admin-name", "A", "--admin-email", "a@example.org",
+    )  # fmt: skip
+    assert r.rc == 2, r
+    error, _ = _shape(r)
+    assert "platform.kind: OpenSlides is a python app" in error, error
+    assert not (box.root / "tenants" / "lyon.yaml").exists()
+
+    (box.root / "tenants").mkdir()
+    (box.root / "tenants" / "lyon.yaml").write_text(
+        "slug: lyon\nname: Lyon\napp: {name: openslides, version: '3.3'}\n"
+        "hosts: {primary: lyon.example.org}\nadmin: {name: A, email: a@lyon.example.org}\n"
+        "platform: {kind: kubernetes}\n"
+    )
+    r = box.run("tenant", "validate")
+    assert r.rc == 2, r
+    error, _ = _shape(r)
+    assert "lyon.yaml: platform.kind: OpenSlides is a python app" in error, error

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from osp_ops.domain.catalog import default_catalog
+from osp_ops.domain.catalog import PLATFORM_APP_KINDS, default_catalog
 from osp_ops.domain.errors import SpecError
 from osp_ops.domain.spec import TenantSpec, check_fleet, dump_spec, parse_spec, validate_spec
 from osp_ops.store.specs import SpecRepository
@@ -46,8 +46,9 @@ def spec_data(draw: st.DrawFn) -> dict[str, object]:
         "locales": {"default": draw(st.sampled_from(available)), "available": available},
         "plan": draw(st.sampled_from(["small", "medium", "large"])),
         "platform": draw(
-            st.sampled_from([{"kind": "hosts", "target": "web1"}, {"kind": "kubernetes"},
-                             {"kind": "kubernetes", "context": "prod"}])
+            st.sampled_from([p for p in ({"kind": "hosts", "target": "web1"}, {"kind": "kubernetes"},
+                                         {"kind": "kubernetes", "context": "prod"})
+                             if CATALOG.apps[app].kind in PLATFORM_APP_KINDS[p["kind"]]])
         ),
         "time_zone": draw(st.sampled_from(["Europe/Paris", "UTC", "America/Montreal"])),
         "registration": draw(st.sampled_from(["open", "invitation", "closed"])),
