@@ -22,6 +22,11 @@ def context(ctx: typer.Context) -> Context:
     return state.context()  # type: ignore[no-any-return]
 
 
+def verbosity(ctx: typer.Context, local: int = 0) -> int:
+    """How many ``-v``: the command's own or the global option's, whichever is more."""
+    return max(local, int(getattr(ctx.find_root().obj, "verbose", 0)))
+
+
 def settings(ctx: typer.Context) -> tuple[Settings, dict[str, str]]:
     """Settings and their sources."""
     state = ctx.find_root().obj
@@ -64,9 +69,10 @@ def slug_option(*names: str, help_text: str) -> Any:
 
 
 def run_inline(
-    c: Context, op: OperationInfo, *, created: bool, wait: float, verbose: bool = False
+    c: Context, op: OperationInfo, *, created: bool, wait: float, verbose: int = 0
 ) -> OperationInfo:
-    """Run a queued operation here with live progress; raises its error."""
+    """Run a queued operation here with live progress (platform tasks from ``verbose`` 1,
+    skipped ones from 2); raises its error."""
     if not created:
         console.print(f"[dim]resuming pending operation {op.id}[/]")
     progress = ConsoleProgress(verbose=verbose)

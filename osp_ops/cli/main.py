@@ -37,6 +37,7 @@ class State:
     """Per-invocation state: lazily loaded settings and context."""
 
     config_file: Path | None = None
+    verbose: int = 0
     _settings: tuple[Settings, dict[str, str]] | None = field(default=None, repr=False)
     _context: Context | None = field(default=None, repr=False)
 
@@ -59,10 +60,19 @@ def _root(
     config_file: Annotated[
         Path | None, typer.Option("--config", "-c", help="Settings file (YAML).")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More logging.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="Debug logging, and every platform task of an operation run here (-vv: "
+            "skipped tasks too).",
+        ),
+    ] = 0,
 ) -> None:
-    logs.setup(verbose)
-    ctx.obj = State(config_file=config_file)
+    logs.setup(verbose > 0)
+    ctx.obj = State(config_file=config_file, verbose=verbose)
 
 
 app.add_typer(tenant.app, name="tenant")

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from osp_ops.cli import lookup
-from osp_ops.cli.common import context, queued, run_inline, slug_option
+from osp_ops.cli.common import context, queued, run_inline, slug_option, verbosity
 from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.domain.display import plural, utc
@@ -139,7 +139,7 @@ def retry(
     if async_:
         queued(op, False)
         return
-    result = run_inline(ctx, op, created=False, wait=wait)
+    result = run_inline(ctx, op, created=False, wait=wait, verbose=verbosity(c))
     console.print(f"[green]{result.kind} {result.tenant}: {result.status}[/]")
 
 

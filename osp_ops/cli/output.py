@@ -78,10 +78,14 @@ _STATUS_STYLE = {
 }
 
 
+# The -v count from which a platform event is shown (unlisted statuses: 1).
+_EVENT_VERBOSITY = {"info": 0, "progress": 0, "skipped": 2}
+
+
 class ConsoleProgress:
     """Live progress of an operation on the terminal (plain lines when not a TTY)."""
 
-    def __init__(self, verbose: bool = False) -> None:
+    def __init__(self, verbose: int = 0) -> None:
         self.verbose = verbose
         self._status = console.status("")
 
@@ -108,19 +112,22 @@ class ConsoleProgress:
             self._status.stop()
 
     def event(self, step: str, event: Event) -> None:
-        """Show a platform event (changed/failed always; ok ones with --verbose).
+        """Show a platform event: its tasks (changed, ok, failed) with ``-v``, skipped ones
+        with ``-vv``; osp-ops' own ``info`` lines always. A failed task's line is in the
+        failed step's line by default (and in `op show`).
 
-        ``progress`` events (bytes and MB/s of a running backup) update the live status
+        ``progress`` events (bytes and MiB/s of a running backup) update the live status
         line on a terminal and are printed as lines elsewhere (logs of scheduled jobs).
         """
         if event.status == "progress" and console.is_terminal:
-            self._status.update(f"{step}  {event.message}")
+            self._status.update(Text(f"{step}  {event.message}"))
             return
-        if event.status in ("ok", "skipped") and not self.verbose:
+        if self.verbose < _EVENT_VERBOSITY.get(event.status, 1):
             return
-        style = _STATUS_STYLE.get(event.status, "")
-        host = f"[{event.host}] " if event.host else ""
-        console.print(f"      [{style}]{event.status:8}[/] {host}{event.message}")
+        line = Text(f"      {event.status:8}", style=_STATUS_STYLE.get(event.status, ""))
+        line.append(f" [{event.host}] " if event.host else " ")  # plain text, not markup
+        line.append(event.message)
+        console.print(line)
 
     def close(self) -> None:
         """Stop the spinner."""

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from osp_ops.cli.common import context, queued, run_inline, slug_argument
+from osp_ops.cli.common import context, queued, run_inline, slug_argument, verbosity
 from osp_ops.cli.lookup import unknown_tenant
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
@@ -30,7 +30,12 @@ AsyncOpt = Annotated[
 ]
 WaitOpt = Annotated[float, typer.Option("--wait", help="Seconds to wait for a busy tenant.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every platform task.")]
+VerboseOpt = Annotated[
+    int,
+    typer.Option(
+        "--verbose", "-v", count=True, help="Show every platform task (-vv: skipped ones too)."
+    ),
+]
 SlugArg = Annotated[str, slug_argument()]
 
 
@@ -40,7 +45,7 @@ def _finish(
     spec: TenantSpec,
     async_: bool,
     wait: float,
-    verbose: bool,
+    verbose: int,
     *,
     reuse_deleted: bool = False,
 ) -> None:
@@ -53,23 +58,26 @@ def _finish(
     if async_:
         queued(op, created)
         return
-    result = run_inline(ctx, op, created=created, wait=wait, verbose=verbose)
+    result = run_inline(ctx, op, created=created, wait=wait, verbose=verbosity(c, verbose))
     console.print(f"[green]{result.kind} {spec.slug}: {result.status}[/]")
     if result.kind in ("create", "apply", "upgrade", "resume"):
-        _print_access(c, spec)
+        _print_access(c, spec, advice=result.kind == "create")
 
 
-def _print_access(c: typer.Context, spec: TenantSpec) -> None:
+def _print_access(c: typer.Context, spec: TenantSpec, *, advice: bool) -> None:
+    """The URL and how to log in; how to trust the local CA once, after the create."""
     ctx = context(c)
     health = ctx.platform(spec).health(spec=spec)
     console.print(f"URL: [bold]{health.url}[/]")
     ca = ctx.settings.data_dir / "ca" / "ca.crt"
-    if ca.exists():
+    if advice and ca.exists():
         console.print(
             f"TLS: certificates come from the local CA {ca}; trust it with\n"
             f"  curl --cacert {ca} {health.url}\n"
             f"  or: cp {ca} /usr/local/share/ca-certificates/osp-ops.crt && "
-            "update-ca-certificates"
+            "update-ca-certificates",
+            markup=False,
+            soft_wrap=True,  # the commands stay copyable at any width
         )
     console.print(f"Admin credentials: osp-ops tenant credentials {spec.slug}")
 
@@ -95,7 +103,7 @@ def create(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
-    verbose: VerboseOpt = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Create a tenant: write its spec file if there is none, then provision it. A
     deleted tenant comes back only with --reuse-deleted (new secrets, empty database)."""
@@ -214,7 +222,7 @@ def apply(
     all_: Annotated[bool, typer.Option("--all", help="Every tenant with a spec file.")] = False,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
-    verbose: VerboseOpt = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Converge a tenant to its spec file (create it if it was never provisioned; deleted
     tenants are skipped: `tenant create --reuse-deleted` brings one back)."""
@@ -235,7 +243,7 @@ def suspend(
     slug: SlugArg,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
-    verbose: VerboseOpt = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Stop the app and show a maintenance page."""
     _finish(c, "suspend", _load(c, slug), async_, wait, verbose)
@@ -247,7 +255,7 @@ def resume(
     slug: SlugArg,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
-    verbose: VerboseOpt = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Start a suspended tenant again."""
     _finish(c, "resume", _load(c, slug), async_, wait, verbose)
@@ -260,7 +268,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
-    verbose: VerboseOpt = False,
+    verbose: VerboseOpt = 0,
 ) -> None:
     """Delete a tenant's instance, database and secrets (its spec file stays)."""
     spec = _load(c, slug)
