@@ -661,3 +661,22 @@ def test_values_file_documents_every_value() -> None:
 
     missing = [leaf for leaf in leaves(values) if leaf not in documented]
     assert not missing, f"values without ## @param: {missing}"
+
+
+def test_a_decidim_version_change_leaves_the_bundled_redis_pod_as_it_is() -> None:
+    """Redis keeps Sidekiq's queue in memory: its pod template (and so its pod) must not
+    change with the Decidim version; its version label is Redis' own."""
+    ci = str(CHART / "ci" / "values-minimal.yaml")
+    old = template("-f", ci, "--set", "image.tag=0.27.7")
+    new = template("-f", ci, "--set", "image.tag=0.28.4")
+    redis = f"{FULLNAME}-redis"
+    old_pod = one(tuple(old), "Deployment", redis)["spec"]["template"]
+    new_pod = one(tuple(new), "Deployment", redis)["spec"]["template"]
+    assert old_pod == new_pod
+    assert old_pod["metadata"]["labels"]["app.kubernetes.io/version"] != "0.27.7"
+    # The Decidim pods do change.
+    web = f"{FULLNAME}-web"
+    assert (
+        one(tuple(old), "Deployment", web)["spec"]["template"]
+        != one(tuple(new), "Deployment", web)["spec"]["template"]
+    )

@@ -38,9 +38,11 @@ Version label: the image tag (the Decidim version running), else the chart's app
 {{- end -}}
 
 {{/*
-Labels of every object. Usage: include "decidim.labels" (dict "context" $ "component" "web" ["pod" true])
+Labels of every object. Usage: include "decidim.labels" (dict "context" $ "component" "web" ["pod" true] ["version" "7.2"])
 Defaults first, then commonLabels win (a dict merge, so no key appears twice), then the
-component, which belongs to the object.
+component, which belongs to the object. "version" gives a component that does not run
+Decidim (the bundled Redis) its own version label, so a Decidim upgrade leaves its pod
+template, and the pod, as they are.
 */}}
 {{- define "decidim.labels" -}}
 {{- $ctx := .context -}}
@@ -58,6 +60,9 @@ component, which belongs to the object.
 {{- end -}}
 {{- $labels := merge (deepCopy (default (dict) $ctx.Values.commonLabels)) $defaults -}}
 {{- $_ := set $labels "app.kubernetes.io/component" .component -}}
+{{- with .version -}}
+{{- $_ := set $labels "app.kubernetes.io/version" (regexReplaceAll "[^A-Za-z0-9_.-]" (toString .) "_" | trunc 63 | trimAll "-_.") -}}
+{{- end -}}
 {{- toYaml $labels -}}
 {{- end -}}
 
