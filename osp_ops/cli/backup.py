@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from osp_ops.backups import BackupInfo, VerifyReport, list_backups
-from osp_ops.cli import lookup
+from osp_ops.cli import drills, lookup
 from osp_ops.cli.common import context, run_inline, slug_argument, slug_option
 from osp_ops.cli.output import console, err_console, print_json, table
 from osp_ops.domain import display
@@ -26,6 +26,7 @@ from osp_ops.engine.repair import verify_tenant
 from osp_ops.store.backups import BackupRecord, Backups
 
 app = typer.Typer(help="Backups: run, list, verify, restore, prune, drill.", no_args_is_help=True)
+app.command("drills")(drills.drills)
 
 Slug = Annotated[str | None, slug_argument("Tenant; every tenant with --all.")]
 All = Annotated[bool, typer.Option("--all", help="Every tenant.")]

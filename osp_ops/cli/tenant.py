@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from osp_ops.cli.common import context, queued, run_inline, slug_argument, verbosity
+from osp_ops.cli.drills import last_drill, summary
 from osp_ops.cli.lookup import unknown_tenant
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
@@ -353,6 +354,7 @@ def show(
                 "checks": dict(h.checks),
                 "version": h.version,
             }
+    data["last_drill"] = last_drill(ctx, slug)
     data["operations"] = [
         {
             "id": o.id,
@@ -380,6 +382,9 @@ def show(
         if data.get(key) is not None:
             value = one_line(str(data[key])) if key == "reason" else data[key]
             console.print(f"[bold]{key:17}[/] {escape(str(value))}")
+    drill = data["last_drill"]
+    if isinstance(drill, dict):
+        console.print(f"[bold]{'last drill':17}[/] {escape(summary(drill))}", soft_wrap=True)
     hd = data.get("health")
     if isinstance(hd, dict):
         state = "[green]healthy[/]" if hd["ok"] else "[red]unhealthy[/]"
