@@ -15,6 +15,7 @@ from osp_ops.cli.lookup import unknown_tenant
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
 from osp_ops.domain.catalog import Catalog
+from osp_ops.domain.display import utc
 from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import Problem, SpecError, TenantDeletedError
 from osp_ops.domain.phases import Phase
@@ -380,8 +381,10 @@ def show(
         "hosts",
     ):
         if data.get(key) is not None:
-            value = one_line(str(data[key])) if key == "reason" else data[key]
-            console.print(f"[bold]{key:17}[/] {escape(str(value))}")
+            value = data[key]
+            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            text = one_line(text) if key == "reason" else text
+            console.print(f"[bold]{key:17}[/] {escape(text)}", soft_wrap=True)
     drill = data["last_drill"]
     if isinstance(drill, dict):
         console.print(f"[bold]{'last drill':17}[/] {escape(summary(drill))}", soft_wrap=True)
@@ -395,9 +398,15 @@ def show(
     if isinstance(ops, list) and ops:
         table(
             "recent operations",
-            ["ID", "KIND", "STATUS", "CREATED", "ERROR"],
+            ["ID", "KIND", "STATUS", "CREATED (UTC)", "ERROR"],
             [
-                [o["id"], o["kind"], o["status"], str(o["created_at"])[:19], one_line(o["error"])]
+                [
+                    o["id"],
+                    o["kind"],
+                    o["status"],
+                    utc(o["created_at"]).removesuffix(" UTC"),
+                    one_line(o["error"]),
+                ]
                 for o in ops
             ],
         )
