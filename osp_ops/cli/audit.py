@@ -10,7 +10,7 @@ import typer
 from osp_ops.cli.common import context, slug_option
 from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json, table
-from osp_ops.domain.display import utc
+from osp_ops.domain.display import plural, utc
 from osp_ops.domain.errors import OspOpsError
 
 app = typer.Typer(help="The audit log.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def verify(
     if json_:
         print_json({"ok": report.ok, "rows": report.rows, "problems": report.problems})
     elif report.ok:
-        console.print(f"audit log intact: {report.rows} rows")
+        console.print(f"audit log intact: {plural(report.rows, 'row')}")
     if not report.ok:
         for p in report.problems:
             console.print(f"  - {p}", markup=False)

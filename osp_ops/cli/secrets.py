@@ -9,6 +9,7 @@ import typer
 from osp_ops.cli.common import context, queued, run_inline, slug_argument
 from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json
+from osp_ops.domain.display import plural
 from osp_ops.engine import rotation
 from osp_ops.engine.api import request
 
@@ -21,7 +22,7 @@ def rotate_key(c: typer.Context) -> None:
     ctx = context(c)
     count = ctx.secrets.rotate_key()
     ctx.audit.append(actor=ctx.actor, action="secrets.rotate-key", details={"resealed": count})
-    console.print(f"master key rotated; {count} secrets re-encrypted")
+    console.print(f"master key rotated; {plural(count, 'secret')} re-encrypted")
 
 
 @app.command("list")

@@ -8,6 +8,7 @@ import typer
 
 from osp_ops.cli.common import context
 from osp_ops.cli.output import console
+from osp_ops.domain.display import plural
 from osp_ops.engine.worker import run_worker
 
 
@@ -18,4 +19,4 @@ def worker(
 ) -> None:
     """Claim queued operations and run them until stopped."""
     ran = run_worker(context(c), once=once, poll=poll)
-    console.print(f"worker ran {ran} operations")
+    console.print(f"worker ran {plural(ran, 'operation')}")

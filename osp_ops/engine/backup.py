@@ -112,7 +112,7 @@ PROGRESS_EVERY = 2.0  # seconds between progress events of a running dump
 
 
 class _MeteredReader:
-    """Counts what the pipeline reads and reports bytes and MB/s every few seconds."""
+    """Counts what the pipeline reads and reports bytes and MiB/s every few seconds."""
 
     def __init__(self, inner: IO[bytes], report: Callable[[int, float], None]) -> None:
         self.inner, self.report = inner, report
