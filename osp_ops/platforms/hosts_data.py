@@ -4,7 +4,8 @@ The layout comes from the playbooks (roles ``osp``, ``postgresql_server``,
 ``app_openslides``): the tenant database ``osp_<slug>`` lives in the osp-ops PostgreSQL
 cluster of the host (socket directory ``<host root>/run/osp-ops/postgresql``, port
 ``osp_postgresql_port``), the uploaded files under ``<srv dir>/<slug>/data/media``
-(``<srv dir>`` = ``<host root>/srv/osp-ops``), owned by the app user.
+(``<srv dir>`` = ``<host root>/srv/osp-ops``), owned by the tenant's own Unix user
+(``tenant_names(slug).unix_user``, after the host's ``osp_unix_user_prefix``).
 
 Every command starts ON the host: for ``ansible_connection=local`` directly
 (``runuser -u postgres -- pg_dump ...``); for SSH hosts behind
@@ -12,8 +13,9 @@ Every command starts ON the host: for ``ansible_connection=local`` directly
 authentication over the socket as ``postgres``), so none is ever on argv.
 
 Restores go the other way through the same prefix: ``pg_restore`` as ``postgres`` on
-the host reads the archive on stdin; files are extracted by ``tar`` as the app user into
-a directory beside the live one, then switched by two renames.
+the host reads the archive on stdin; files are extracted by ``tar`` as the tenant's user
+into a directory beside the live one (so they are its files, whatever the archive says),
+then switched by two renames, also as that user.
 """
 
 from __future__ import annotations
@@ -76,10 +78,10 @@ class HostLayout:
         """Where tenants' app directories are."""
         return str(self.hostvars.get("osp_srv_dir", f"{self.root}/srv/osp-ops")).rstrip("/")
 
-    @property
-    def app_user(self) -> str:
-        """The user the apps run as (owner of the uploaded files)."""
-        return str(self.hostvars.get("osp_app_user", "www-data"))
+    def app_user(self, slug: str) -> str:
+        """The Unix user tenant ``slug``'s app runs as (owner of its uploaded files)."""
+        prefix = str(self.hostvars.get("osp_unix_user_prefix", ""))
+        return prefix + tenant_names(slug).unix_user
 
     def data_dir(self, slug: str) -> str:
         """The tenant app's data directory (holds ``media``)."""
@@ -89,9 +91,9 @@ class HostLayout:
         """The tenant's uploaded files."""
         return f"{self.data_dir(slug)}/media"
 
-    def as_app_user(self, argv: Sequence[str]) -> tuple[str, ...]:
-        """``argv`` run as the app user."""
-        return ("runuser", "-u", self.app_user, "--", *argv)
+    def as_app_user(self, slug: str, argv: Sequence[str]) -> tuple[str, ...]:
+        """``argv`` run as tenant ``slug``'s Unix user."""
+        return ("runuser", "-u", self.app_user(slug), "--", *argv)
 
     def prefix(self) -> tuple[str, ...]:
         """How to start a command on the host: nothing locally, else ssh."""
@@ -189,16 +191,18 @@ class HostsBackupAccess:
     # -- FilesAccess -----------------------------------------------------------------
 
     def files_restore_command(self, spec: TenantSpec, name: str) -> Command:
-        """tar -x as the app user into ``<data>/<name>`` (emptied first)."""
+        """tar -x as the tenant's user into ``<data>/<name>`` (emptied first)."""
         layout = self.layout(spec)
         target = f"{layout.data_dir(spec.slug)}/{_beside(name)}"
-        return Command(layout.on_host(layout.as_app_user(["sh", "-c", _EXTRACT, "sh", target])))
+        return Command(
+            layout.on_host(layout.as_app_user(spec.slug, ["sh", "-c", _EXTRACT, "sh", target]))
+        )
 
     def switch_files(self, spec: TenantSpec, *, new: str, retired: str) -> None:
-        """Two renames as the app user; a rerun after the switch does nothing."""
+        """Two renames as the tenant's user; a rerun after the switch does nothing."""
         layout = self.layout(spec)
         argv = ["sh", "-c", _SWITCH, "sh", layout.data_dir(spec.slug), _beside(new)]
-        self._run(layout, layout.as_app_user([*argv, _beside(retired)]))
+        self._run(layout, layout.as_app_user(spec.slug, [*argv, _beside(retired)]))
 
     def list_files(self, spec: TenantSpec, pattern: str) -> list[str]:
         """Names beside ``media`` matching ``pattern`` (e.g. ``media.old-*``)."""

@@ -212,6 +212,12 @@ def new_host_base(prefix: str) -> Path:
     return base
 
 
+def unix_user_prefix(host_root: Path | str) -> str:
+    """``osp_unix_user_prefix`` of a test host root: test hosts share this machine's
+    /etc/passwd, so the tenants of one slug on two of them get two users."""
+    return "t" + hashlib.sha256(str(host_root).encode()).hexdigest()[:5] + "-"
+
+
 def local_inventory(base: Path, *, http: int, https: int, pg_port: int) -> Path:
     """``<base>/inventory.yml``: localhost (connection local) with the host root
     ``<base>/root`` and these ports, for the CLI (``OSP_OPS_INVENTORY``)."""
@@ -219,6 +225,7 @@ def local_inventory(base: Path, *, http: int, https: int, pg_port: int) -> Path:
         "ansible_connection": "local",
         "ansible_python_interpreter": "/usr/bin/python3",
         "osp_host_root": str(base / "root"),
+        "osp_unix_user_prefix": unix_user_prefix(base / "root"),
         "osp_http_port": http,
         "osp_https_port": https,
         "osp_postgresql_port": pg_port,
@@ -229,7 +236,8 @@ def local_inventory(base: Path, *, http: int, https: int, pg_port: int) -> Path:
 
 
 def stop_supervisord(host_root: Path) -> None:
-    """Stop the supervisord instance under a host root (and so every program) by PID."""
+    """Stop the supervisord instance under a host root (and so every program) by PID,
+    then remove the tenants' Unix users a test left there (their homes are under it)."""
     pidfile = host_root / "run" / "osp-ops" / "supervisord.pid"
     with contextlib.suppress(OSError, ValueError):
         pid = int(pidfile.read_text().strip())
@@ -237,6 +245,17 @@ def stop_supervisord(host_root: Path) -> None:
         for _ in range(300):
             os.kill(pid, 0)
             time.sleep(0.1)
+    for user in users_under(host_root):
+        subprocess.run(["userdel", user], capture_output=True, check=False)
+
+
+def users_under(host_root: Path) -> list[str]:
+    """Unix users whose home is under ``host_root`` (the tenants of that test host)."""
+    inside = f"{str(host_root).rstrip('/')}/"
+    lines = Path("/etc/passwd").read_text().splitlines()
+    return [
+        f[0] for f in (line.split(":") for line in lines) if len(f) > 5 and f[5].startswith(inside)
+    ]
 
 
 @contextlib.contextmanager

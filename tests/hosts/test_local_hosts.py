@@ -37,6 +37,7 @@ from tests.hosts.helpers import (
     repo_spec,
     stop_supervisord,
     timed,
+    unix_user_prefix,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -73,7 +74,7 @@ def host() -> Iterator[Host]:
     platform = HostsPlatform(
         settings=settings,
         catalog=default_catalog(),
-        local_vars={"osp_postgresql_port": pg_port},
+        local_vars={"osp_postgresql_port": pg_port, "osp_unix_user_prefix": unix_user_prefix(root)},
     )
     h = Host(
         root=root,
