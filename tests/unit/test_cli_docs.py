@@ -33,3 +33,9 @@ def test_every_command_is_documented() -> None:
         "worker",
     ):
         assert f"## `osp-ops {command}`" in text
+
+
+def test_boolean_flags_show_their_negative_form() -> None:
+    text = cli_markdown(app)
+    assert "- `--events`, `--no-events`: Include the event log. (default: `True`)" in text
+    assert "`--health`, `--no-health`" in text
