@@ -709,7 +709,14 @@ class KubernetesPlatform:
         plan = mf.plan_apply(rendered.objects, live)
         if plan.apply:
             self._validate(kube, plan.apply)
-        for n, obj in enumerate(plan.apply, start=1):
+        waiting = wait if wait is not None else self.wait
+        # The migration Job runs to completion before the app's Deployments change.
+        jobs = [o for o in rendered.objects if o["kind"] == "Job"] if waiting else []
+        first, after = mf.migration_first(plan.apply, jobs)
+        for n, obj in enumerate([*first, *after], start=1):
+            if after and obj is after[0]:
+                for job in jobs:
+                    self._wait_job(kube, rendered.namespace, job["metadata"]["name"], reporter)
             self._apply_one(kube, obj, reporter)
             failpoint(f"kube-apply:{n}")
         for key in plan.prune:
@@ -723,7 +730,7 @@ class KubernetesPlatform:
             reporter(Event(f"pruned {key}", host=rendered.namespace, status="changed"))
         if plan.writes == 0:
             reporter(Event(f"{len(plan.unchanged)} objects unchanged", host=rendered.namespace))
-        if wait if wait is not None else self.wait:
+        if waiting:
             self._wait_rollout(kube, rendered, live if plan.writes == 0 else None, reporter)
         return plan
 

@@ -59,6 +59,27 @@ def key_of(obj: Mapping[str, Any]) -> Key:
     return Key(str(obj["kind"]), str(obj["metadata"]["name"]))
 
 
+def migration_first(
+    objects: Sequence[Mapping[str, Any]], jobs: Sequence[Mapping[str, Any]]
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """Split objects to apply into (first, after the migration ``jobs`` completed).
+
+    The Deployments that run a migration Job's image (the app's web and worker) wait
+    for it: pods of a new version never serve against the old schema, and the old ones
+    keep serving until it is migrated. Everything else (the Job itself, the bundled
+    Redis) goes first. Without a Job, everything goes first.
+    """
+
+    def images(obj: Mapping[str, Any]) -> set[str]:
+        return {str(c["image"]) for c in obj["spec"]["template"]["spec"]["containers"]}
+
+    if not jobs:
+        return list(objects), []
+    migration = set().union(*(images(j) for j in jobs))
+    waits = [o for o in objects if o["kind"] == "Deployment" and images(o) & migration]
+    return [o for o in objects if o not in waits], waits
+
+
 def parse_manifests(text: str, *, source: str = "helm template") -> list[dict[str, Any]]:
     """The objects of a multi-document YAML stream (empty documents dropped)."""
     try:
