@@ -10,7 +10,7 @@ import typer
 
 from osp_ops.backups import BackupInfo, VerifyReport, list_backups
 from osp_ops.cli import drills, lookup
-from osp_ops.cli.common import context, run_inline, slug_argument, slug_option
+from osp_ops.cli.common import context, run_inline, slug_argument, slug_option, verbosity
 from osp_ops.cli.output import console, err_console, print_json, table
 from osp_ops.domain import display
 from osp_ops.domain.display import utc
@@ -60,13 +60,14 @@ def _run_each(
     concurrency: int,
     wait: float,
     params: dict[str, Any] | None = None,
+    verbose: int = 0,
 ) -> None:
     """One operation per tenant (each holds its tenant's lease), in a thread pool."""
 
     def one(spec: TenantSpec) -> tuple[str, OspOpsError] | None:
         op, created = request(ctx, kind, spec, params=params)
         try:
-            result = run_inline(ctx, op, created=created, wait=wait)
+            result = run_inline(ctx, op, created=created, wait=wait, verbose=verbose)
         except OspOpsError as e:
             return spec.slug, e
         last = result.steps[-1].output if result.steps else ""
@@ -117,7 +118,7 @@ def run(
         if not specs:
             console.print("no backup is due")
             return
-    _run_each(ctx, "backup", specs, concurrency=concurrency, wait=wait)
+    _run_each(ctx, "backup", specs, concurrency=concurrency, wait=wait, verbose=verbosity(c))
 
 
 @app.command("list")
@@ -249,7 +250,15 @@ def repair(
     ctx = context(c)
     spec = ctx.specs.load(slug)
     backup_id = str(lookup.backup_id(ctx, slug, backup_id))
-    _run_each(ctx, "repair", [spec], params={"backup_id": backup_id}, concurrency=1, wait=wait)
+    _run_each(
+        ctx,
+        "repair",
+        [spec],
+        params={"backup_id": backup_id},
+        concurrency=1,
+        wait=wait,
+        verbose=verbosity(c),
+    )
 
 
 @app.command()
@@ -319,7 +328,7 @@ def restore(
             abort=True,
         )
     params = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC))
-    _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params)
+    _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params, verbose=verbosity(c))
     retired = [params["retired_database"], params.get("files_retired")]
     console.print(
         f"the previous data is kept as {', '.join(r for r in retired if r)}: "
@@ -355,10 +364,10 @@ def _clone(
         console.print(f"wrote {ctx.specs.write(spec)}")
     op, created = request_converge(ctx, spec)
     if op.kind in ("create", "apply", "upgrade"):
-        result = run_inline(ctx, op, created=created, wait=wait)
+        result = run_inline(ctx, op, created=created, wait=wait, verbose=verbosity(c))
         console.print(f"{result.kind} {slug}: {result.status}")
     params = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC), source_tenant=source)
-    _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params)
+    _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params, verbose=verbosity(c))
     ops.drop_retired(ctx, spec)  # what the restore replaced was the clone's empty start
     health = ctx.platform(spec).health(spec=spec)
     console.print(f"{slug} is a copy of {source} backup {info.backup_id}: {health.url}")
@@ -406,7 +415,15 @@ def prune(
     """Delete the backups the spec's retention does not keep (never the newest verified)."""
     ctx = context(c)
     specs = _specs(ctx, slug, all_)
-    _run_each(ctx, "prune", specs, concurrency=1, wait=wait, params={"dry_run": dry_run})
+    _run_each(
+        ctx,
+        "prune",
+        specs,
+        concurrency=1,
+        wait=wait,
+        params={"dry_run": dry_run},
+        verbose=verbosity(c),
+    )
 
 
 @app.command()
@@ -430,4 +447,4 @@ def drill(
     specs = _specs(ctx, slug, all_)
     chosen = lookup.backup_id(ctx, specs[0].slug, backup_id) if backup_id else None
     params = {"backup_id": chosen} if chosen else None
-    _run_each(ctx, "drill", specs, concurrency=1, wait=wait, params=params)
+    _run_each(ctx, "drill", specs, concurrency=1, wait=wait, params=params, verbose=verbosity(c))

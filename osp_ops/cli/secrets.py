@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from osp_ops.cli.common import context, queued, run_inline, slug_argument
+from osp_ops.cli.common import context, queued, run_inline, slug_argument, verbosity
 from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json
 from osp_ops.domain.display import plural
@@ -65,5 +65,5 @@ def rotate(
     if async_:
         queued(op, created)
         return
-    result = run_inline(ctx, op, created=created, wait=wait)
+    result = run_inline(ctx, op, created=created, wait=wait, verbose=verbosity(c))
     console.print(f"[green]rotated {', '.join(names)} of {tenant}: {result.status}[/]")
