@@ -26,7 +26,6 @@ from osp_ops.engine.repair import verify_tenant
 from osp_ops.store.backups import BackupRecord, Backups
 
 app = typer.Typer(help="Backups: run, list, verify, restore, prune, drill.", no_args_is_help=True)
-app.command("drills")(drills.drills)
 
 Slug = Annotated[str | None, slug_argument("Tenant; every tenant with --all.")]
 All = Annotated[bool, typer.Option("--all", help="Every tenant.")]
@@ -448,3 +447,6 @@ def drill(
     chosen = lookup.backup_id(ctx, specs[0].slug, backup_id) if backup_id else None
     params = {"backup_id": chosen} if chosen else None
     _run_each(ctx, "drill", specs, concurrency=1, wait=wait, params=params, verbose=verbosity(c))
+
+
+app.command("drills")(drills.drills)  # after `drill` in the help
