@@ -88,17 +88,23 @@ def _print_access(c: typer.Context, spec: TenantSpec, *, advice: bool) -> None:
 def create(
     c: typer.Context,
     slug: Annotated[str, slug_argument("Tenant slug (DNS label), e.g. nanterre.")],
-    app_name: Annotated[str | None, typer.Option("--app", help="decidim or openslides.")] = None,
+    app_name: Annotated[
+        str | None, typer.Option("--app", help="decidim or openslides (the default; hosts only).")
+    ] = None,
     version: Annotated[str | None, typer.Option(help="App version; the newest if unset.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
-    host: Annotated[str | None, typer.Option(help="Primary host name.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Primary host name (default <slug>.<base_domain>).")
+    ] = None,
     alias: Annotated[list[str] | None, typer.Option(help="Additional host name.")] = None,
     admin_name: Annotated[str | None, typer.Option(help="First administrator's name.")] = None,
     admin_email: Annotated[str | None, typer.Option(help="First administrator's email.")] = None,
-    locale: Annotated[str | None, typer.Option(help="Default locale.")] = None,
-    platform: Annotated[str | None, typer.Option(help="hosts or kubernetes.")] = None,
+    locale: Annotated[str | None, typer.Option(help="Default locale (fr if unset).")] = None,
+    platform: Annotated[
+        str | None, typer.Option(help="hosts or kubernetes (default: default_platform).")
+    ] = None,
     target: Annotated[str | None, typer.Option(help="Inventory host/group (hosts).")] = None,
-    plan: Annotated[str | None, typer.Option(help="small, medium or large.")] = None,
+    plan: Annotated[str | None, typer.Option(help="small (the default), medium or large.")] = None,
     reuse_deleted: Annotated[
         bool, typer.Option("--reuse-deleted", help="Create a deleted tenant again.")
     ] = False,
