@@ -1,9 +1,9 @@
 """README command 1, as a new user runs it: ``scripts/quickstart`` from the repository.
 
-Its own HOME (so the embedded defaults put state, keys and backups in a fresh
-``~/.local/share/osp-ops``) and an empty pip cache of its own, so nothing a warm
-machine holds can hide a broken install; its own host root and ports, so it runs
-beside the other hosts tests. Then HTTPS through nginx with the local CA, the admin
+Its own data directory (state, keys, backups, CA: ``OSP_OPS_DATA_DIR``, the README's
+override of ``~/.local/share/osp-ops``) and an empty pip cache of its own, so nothing a
+warm machine holds can hide a broken app install; its own host root and ports, so it
+runs beside the other hosts tests. Then HTTPS through nginx with the local CA, the admin
 login with ``osp-ops tenant credentials``, and a second run that changes nothing.
 """
 
@@ -38,7 +38,7 @@ class Quickstart:
 
     @property
     def data_dir(self) -> Path:
-        return self.base / "home" / ".local" / "share" / "osp-ops"
+        return self.base / "data"
 
     def run(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -56,18 +56,17 @@ class Quickstart:
 @pytest.fixture(scope="module")
 def quickstart() -> Iterator[Quickstart]:
     base = new_host_base("osp-q-")
-    (base / "home").mkdir()
     (base / "pip-cache").mkdir()
     env = {
         **os.environ,
-        "HOME": str(base / "home"),
+        "OSP_OPS_DATA_DIR": str(base / "data"),
         "PIP_CACHE_DIR": str(base / "pip-cache"),
         "OSP_OPS_HOST_ROOT": str(base / "root"),
         "OSP_OPS_HTTP_PORT": str(free_port()),
         "OSP_OPS_HTTPS_PORT": str(https := free_port()),
         "COLUMNS": "200",
     }
-    for var in ("OSP_OPS_DATA_DIR", "OSP_OPS_STATE_URL", "OSP_OPS_BACKUP_URL", "OSP_OPS_INVENTORY"):
+    for var in ("OSP_OPS_STATE_URL", "OSP_OPS_BACKUP_URL", "OSP_OPS_INVENTORY", "OSP_OPS_CONFIG"):
         env.pop(var, None)
     q = Quickstart(base=base, env=env, https=https)
     try:
