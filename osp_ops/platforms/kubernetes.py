@@ -5,7 +5,8 @@ The only module that imports the ``kubernetes`` client (checked by import-linter
 How a tenant is converged (docs/platform-kubernetes.md has the whole story):
 
 1. ``provision``: the namespace ``osp-<slug>`` (tenant labels, Pod Security ``restricted``
-   enforced, audited and warned), the tenant's role and database on the shared
+   enforced, audited and warned) and the RoleBinding giving the operator its rights in it
+   (``osp-ops-tenant``; cluster-wide it manages namespaces only), the tenant's role and database on the shared
    PostgreSQL server (``pgtenant``), then the Secret ``decidim-secrets`` built from the
    engine's secrets (DATABASE_URL, SECRET_KEY_BASE, ADMIN_PASSWORD).
 2. ``deploy``: ``helm template`` renders the chart with values from
@@ -105,7 +106,11 @@ class ApiError(PlatformError):
         except (ValueError, AttributeError):
             pass
         self.message = message
-        hint = " (check the operator's RBAC: deploy/rbac/operator.yaml)" if status == 403 else ""
+        hint = (
+            " (check the operator's RBAC and admission policy: deploy/rbac/)"
+            if status == 403
+            else ""
+        )
         super().__init__(f"kubernetes {method} {path}: {status} {message}{hint}")
 
     @property
@@ -588,9 +593,31 @@ class KubernetesPlatform:
                     "or use another slug"
                 )
             if mf.applied_hash(live) == mf.applied_hash(obj):
-                return 0
+                return self._ensure_operator_binding(kube, spec, reporter)
         self._apply_one(kube, obj, reporter)
-        return 1
+        return 1 + self._ensure_operator_binding(kube, spec, reporter)
+
+    def _ensure_operator_binding(self, kube: Kube, spec: TenantSpec, reporter: Reporter) -> int:
+        """The RoleBinding that gives the operator its rights in the tenant's namespace
+        (cluster-wide it may only manage namespaces), then wait until the authorizer
+        knows it: RBAC reaches the API server's cache a moment after the write."""
+        namespace = namespace_for(spec.slug)
+        labels = tenant_labels(spec)
+        obj = mf.finalize(mf.operator_role_binding(labels), namespace=namespace, labels=labels)
+        live = kube.get(kube.info(obj).path(namespace, obj["metadata"]["name"]))
+        if live is not None and mf.applied_hash(live) == mf.applied_hash(obj):
+            return 0
+        self._apply_one(kube, obj, reporter)
+        secrets = kube.resource("v1", "Secret").path(namespace)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                kube.request("GET", secrets, query=[("limit", "1")])
+                return 1
+            except ApiError as e:
+                if e.status != 403 or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
 
     def _list_live(self, kube: Kube, spec: TenantSpec, namespace: str) -> dict[mf.Key, Any]:
         live: dict[mf.Key, Any] = {}

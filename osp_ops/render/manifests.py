@@ -151,6 +151,28 @@ def namespace_object(name: str, labels: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+# The operator's rights in a tenant namespace: this ClusterRole (deploy/rbac/operator.yaml)
+# bound there, never cluster-wide, to the operator's ServiceAccount.
+OPERATOR_TENANT_ROLE = "osp-ops-tenant"
+OPERATOR_SERVICE_ACCOUNT = ("osp-ops-system", "osp-ops")
+
+
+def operator_role_binding(labels: Mapping[str, str]) -> dict[str, Any]:
+    """The RoleBinding giving the operator's ServiceAccount its rights in a namespace."""
+    namespace, name = OPERATOR_SERVICE_ACCOUNT
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": OPERATOR_TENANT_ROLE, "labels": dict(labels)},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": OPERATOR_TENANT_ROLE,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+
+
 def secret_object(name: str, data: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, Any]:
     """An Opaque Secret (values base64-encoded in ``data``, never ``stringData``)."""
     return {

@@ -1,14 +1,17 @@
 """Fixtures of the Kubernetes platform tests: the operator's RBAC-bound kubeconfig,
 settings pointing at it and at the shared PostgreSQL server, and an engine context.
 
-The platform runs as the ServiceAccount osp-ops-system/osp-ops bound to exactly the
-ClusterRole of deploy/rbac/operator.yaml; the tests inspect the cluster as admin.
+The platform runs as the ServiceAccount osp-ops-system/osp-ops with exactly the RBAC of
+deploy/rbac/operator.yaml (the per-namespace rights come from the RoleBinding osp-ops
+creates with each tenant namespace) under the admission policy of
+deploy/rbac/admission-policy.yaml; the tests inspect the cluster as admin.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +24,14 @@ from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.engine.api import request
 from osp_ops.engine.context import Context, build_context
 from osp_ops.engine.runner import run_operation
-from osp_ops.platforms.kubernetes import Kube, KubernetesPlatform
+from osp_ops.platforms.kubernetes import ApiError, Kube, KubernetesPlatform
 from osp_ops.settings import Settings
 from tests.fixtures.kube import KubeCluster
 from tests.fixtures.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 RBAC = REPO / "deploy" / "rbac" / "operator.yaml"
+ADMISSION_POLICY = REPO / "deploy" / "rbac" / "admission-policy.yaml"
 STORAGE_CLASS = "osp-ops-test"
 
 # Operator-wide chart values of the tests: PVCs of a class whose volumes the tests
@@ -61,9 +65,34 @@ def apply_file(client: Kube, path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def operator_kubeconfig(kube: KubeCluster) -> Path:
-    """A kubeconfig of the operator's ServiceAccount, bound to deploy/rbac/operator.yaml."""
+    """A kubeconfig of the operator's ServiceAccount, bound to deploy/rbac/operator.yaml
+    and confined by deploy/rbac/admission-policy.yaml."""
     apply_file(admin(kube), RBAC)
+    apply_file(admin(kube), ADMISSION_POLICY)
+    wait_for_admission_policy(kube)
     return kube.kubeconfig_for_service_account("osp-ops-system", "osp-ops")
+
+
+def wait_for_admission_policy(kube: KubeCluster, timeout: float = 30) -> None:
+    """Until the API server enforces the policy (it loads policies from an informer):
+    the operator's dry-run create of a namespace without the tenant label is refused."""
+    kc = kube.kubeconfig_for_service_account("osp-ops-system", "osp-ops")
+    client = Kube(kube.api_client(kc))
+    probe = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "osp-probe"}}
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.request("POST", "/api/v1/namespaces", query=[("dryRun", "All")], body=probe)
+            except ApiError as e:
+                if "osp-ops may" in e.message:
+                    return
+                raise
+            if time.monotonic() > deadline:
+                pytest.fail("the admission policy osp-ops-operator is not enforced")
+            time.sleep(0.2)
+    finally:
+        client.api.close()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(scope="session")
