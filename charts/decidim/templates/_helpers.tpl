@@ -60,6 +60,11 @@ template, and the pod, as they are.
 {{- end -}}
 {{- $labels := merge (deepCopy (default (dict) $ctx.Values.commonLabels)) $defaults -}}
 {{- $_ := set $labels "app.kubernetes.io/component" .component -}}
+{{- if and .pod (has .component (list "web" "worker" "migration")) -}}
+{{- /* The pods that run Decidim's code (and the task Jobs osp-ops copies from the
+       migration's pod): networkpolicy.yaml gives them the app's egress. */ -}}
+{{- $_ := set $labels "osp-ops.io/network" "app" -}}
+{{- end -}}
 {{- with .version -}}
 {{- $_ := set $labels "app.kubernetes.io/version" (regexReplaceAll "[^A-Za-z0-9_.-]" (toString .) "_" | trunc 63 | trimAll "-_.") -}}
 {{- end -}}
