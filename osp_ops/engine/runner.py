@@ -19,11 +19,12 @@ from osp_ops.domain.errors import (
     OspOpsError,
     TemporaryError,
 )
+from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import validate_spec
 from osp_ops.engine import failpoints
 from osp_ops.engine.context import Context
 from osp_ops.engine.progress import Progress, SilentProgress
-from osp_ops.engine.steps import KINDS, STEPS, StepContext
+from osp_ops.engine.steps import KINDS, STEPS, Kind, StepContext
 from osp_ops.platforms.base import Event
 from osp_ops.store.leases import Lease, holder_id
 from osp_ops.store.operations import FINISHED, OperationInfo
@@ -96,14 +97,24 @@ def run_operation(
         with _Heartbeat(ctx, lease) as heartbeat:
             _run_steps(ctx, op, holder, heartbeat, progress)
     except OspOpsError as e:
-        _record_failure(ctx, op, kind.failure_phase, e)
+        _record_failure(ctx, op, _failure_phase(ctx, op.id, kind), e)
         raise
     except Exception as e:
-        _record_failure(ctx, op, kind.failure_phase, e)
+        _record_failure(ctx, op, _failure_phase(ctx, op.id, kind), e)
         raise
     finally:
         ctx.leases.release(lease)
     return ctx.operations.get(op.id)
+
+
+def _failure_phase(ctx: Context, op_id: str, kind: Kind) -> Phase | None:
+    """The kind's failure phase, unless only its gates ran (the tenant was not touched)."""
+    if kind.failure_phase is None or not kind.gates:
+        return kind.failure_phase
+    steps = ctx.operations.get(op_id).steps
+    if any(s.status != "pending" and s.name not in kind.gates for s in steps):
+        return kind.failure_phase
+    return None
 
 
 def _record_failure(ctx: Context, op: OperationInfo, phase: Any, error: BaseException) -> None:

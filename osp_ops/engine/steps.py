@@ -189,6 +189,9 @@ class Kind:
     name: str
     steps: tuple[str, ...]
     failure_phase: Phase | None = Phase.failed
+    # Steps that only check or copy (a backup gate): when one fails before any other
+    # step ran, the tenant keeps its phase; nothing of it was touched.
+    gates: frozenset[str] = frozenset()
 
 
 KINDS: dict[str, Kind] = {
@@ -223,7 +226,7 @@ KINDS: dict[str, Kind] = {
         Kind("resume", ("resume", "check-health", "mark-ready")),
         Kind("delete", ("begin-delete", "destroy", "forget-secrets", "mark-deleted")),
         # Steps computed per request from the catalog path (see engine/upgrade.py).
-        Kind("upgrade", ()),
+        Kind("upgrade", (), gates=frozenset({"backup-before-upgrade"})),
     )
 }
 

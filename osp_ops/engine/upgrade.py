@@ -106,9 +106,10 @@ def plan(ctx: Context, spec: TenantSpec, now: datetime) -> UpgradePlan:
 
 def upgrade_steps(path: tuple[str, ...], *, backup_first: bool) -> tuple[str, ...]:
     """Steps of an upgrade along ``path``."""
-    steps: list[str] = ["begin-update"]
-    if backup_first:
-        steps.append("backup-before-upgrade")
+    # The backup gate comes first: when it fails, nothing of the tenant has changed
+    # (its phase included; see Kind.gates).
+    steps: list[str] = ["backup-before-upgrade"] if backup_first else []
+    steps.append("begin-update")
     for version in path:
         steps += [
             f"deploy@{version}",

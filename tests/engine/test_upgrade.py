@@ -101,3 +101,39 @@ def test_suspend_of_never_created_tenant_is_refused(ctx: Context) -> None:
     with pytest.raises(IllegalTransitionError, match="never created"):
         request(ctx, "suspend", _spec("0.27.6"))
     assert ctx.tenants.get("lyon") is None
+
+
+def test_a_failed_gate_leaves_the_tenant_as_it_was(ctx: Context) -> None:
+    """A gate (the backup before an upgrade) that fails first leaves the phase alone;
+    a failure after any other step still marks the tenant failed."""
+    from osp_ops.engine.steps import Kind, StepContext, register
+    from osp_ops.engine.upgrade import upgrade_steps
+
+    assert upgrade_steps(("0.28.4",), backup_first=True)[:2] == (
+        "backup-before-upgrade",
+        "begin-update",
+    )
+
+    def gate(sc: StepContext) -> str:
+        raise PlatformError("backup store not writable")
+
+    register(
+        Kind(
+            "test-gated",
+            ("test-gate", "begin-update", "mark-ready"),
+            gates=frozenset({"test-gate"}),
+        ),
+        {"test-gate": gate},
+    )
+    _converge(ctx, _spec("0.27.7"))
+    op, _ = request(ctx, "test-gated", _spec("0.27.7"))
+    with pytest.raises(PlatformError):
+        run_operation(ctx, op.id)
+    rec = ctx.tenants.require("lyon")
+    assert (rec.phase, rec.observed_version) == (Phase.ready, "0.27.7")
+    assert ctx.operations.get(op.id).status == "failed"
+
+    op, _ = request(ctx, "test-gated", _spec("0.27.7"), steps=("begin-update", "test-gate"))
+    with pytest.raises(PlatformError):
+        run_operation(ctx, op.id)
+    assert ctx.tenants.require("lyon").phase is Phase.failed

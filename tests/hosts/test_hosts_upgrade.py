@@ -1,0 +1,207 @@
+"""A real OpenSlides 3.2 -> 3.3 upgrade on the hosts platform (this machine, connection
+local), through the real CLI.
+
+One tenant, shared by the tests of this module in order (an OpenSlides create costs
+minutes): it is created at 3.2 from its pinned lock and given data through the app's
+REST API (a user, a topic with its agenda item, a motion, an uploaded file). An upgrade
+whose backup gate fails (the backup store cannot be written) stops before anything is
+touched; the real `upgrade run` then takes it to 3.3 with every record and file, the
+admin login, the version endpoint saying 3.3, 3.3's settings, and the 3.2 virtualenv
+still on disk for a way back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fixtures.procs import free_port
+from tests.hosts.helpers import local_inventory, new_host_base, stop_supervisord
+from tests.hosts.test_hosts_cli import PDF, OpenSlides, Site
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+REPO = Path(__file__).resolve().parents[2]
+SLUG = "suresnes"
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    base = new_host_base("osp-u-")
+    (base / "tenants").mkdir()
+    http, https, pg_port = free_port(), free_port(), free_port()
+    inventory = local_inventory(base, http=http, https=https, pg_port=pg_port)
+    spec = yaml.safe_load((REPO / "tenants" / "nanterre.yaml").read_text())
+    spec |= {"slug": SLUG, "name": "Ville de Suresnes", "hosts": {"primary": f"{SLUG}.localhost"}}
+    spec["app"]["version"] = "3.2"
+    (base / "tenants" / f"{SLUG}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    env = {
+        **os.environ,
+        "OSP_OPS_DATA_DIR": str(base / "data"),
+        "OSP_OPS_TENANTS_DIR": str(base / "tenants"),
+        "OSP_OPS_INVENTORY": str(inventory),
+        "OSP_OPS_HOST_ROOT": str(base / "root"),
+        "OSP_OPS_HTTP_PORT": str(http),
+        "OSP_OPS_HTTPS_PORT": str(https),
+        "COLUMNS": "250",
+    }
+    s = Site(base=base, env=env, https=https, pg_port=pg_port)
+    try:
+        yield s
+    finally:
+        stop_supervisord(s.root)
+        if not os.environ.get("OSP_OPS_KEEP_SERVICE_DIRS"):
+            subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def _set_version(site: Site, version: str) -> None:
+    path = site.base / "tenants" / f"{SLUG}.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["app"]["version"] = version
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+
+
+def _version(app: OpenSlides) -> str:
+    r = app.request("GET", "/apps/core/version/")
+    assert r.status_code == 200, r.text[:300]
+    return str(r.json()["openslides_version"])
+
+
+def _content(app: OpenSlides) -> dict[str, Any]:
+    """What the tenant holds, as its API shows it (ids and the fields the test set)."""
+
+    def rows(collection: str, *fields: str) -> list[tuple[Any, ...]]:
+        r = app.request("GET", f"/rest/{collection}/")
+        assert r.status_code == 200, r.text[:300]
+        return sorted(tuple(item.get(f) for f in ("id", *fields)) for item in r.json())
+
+    return {
+        "users": rows("users/user", "username", "first_name", "last_name"),
+        "topics": rows("topics/topic", "title", "text"),
+        "agenda": rows("agenda/item", "content_object"),
+        "motions": rows("motions/motion", "title", "text"),
+        "mediafiles": rows("mediafiles/mediafile", "title"),
+    }
+
+
+def _files(site: Site) -> list[str]:
+    media = site.data_dir(SLUG) / "media"
+    return sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in media.rglob("*.pdf"))
+
+
+def _venv(site: Site, version: str) -> Path:
+    return site.root / "srv" / "osp-ops" / "venvs" / f"openslides-{version}"
+
+
+def _settings(site: Site) -> str:
+    return (site.root / "srv" / "osp-ops" / SLUG / "config" / "settings.py").read_text()
+
+
+BEFORE: dict[str, Any] = {}
+
+
+def test_create_32_from_its_lock_with_data(site: Site) -> None:
+    site.cli("tenant", "create", SLUG)
+    assert site.json("tenant", "show", SLUG)["observed_version"] == "3.2"
+    app = OpenSlides(site, SLUG)
+    assert _version(app) == "3.2"
+    r = app.request(
+        "POST",
+        "/rest/users/user/",
+        json={"username": "marie.dupont", "first_name": "Marie", "last_name": "Dupont"},
+    )
+    assert r.status_code == 201, r.text[:300]
+    r = app.request(
+        "POST",
+        "/rest/topics/topic/",
+        json={"title": "Budget participatif 2027", "text": "<p>Ordre du jour</p>"},
+    )
+    assert r.status_code == 201, r.text[:300]
+    r = app.request(
+        "POST",
+        "/rest/motions/motion/",
+        json={"title": "Piste cyclable rue de la République", "text": "<p>Le conseil…</p>"},
+    )
+    assert r.status_code == 201, r.text[:300]
+    r = app.request(
+        "POST",
+        "/rest/mediafiles/mediafile/",
+        data={"title": "Plan du quartier"},
+        files={"mediafile": ("plan.pdf", PDF, "application/pdf")},
+    )
+    assert r.status_code == 201, r.text[:300]
+    content = _content(app)
+    app.close()
+    assert [u[1] for u in content["users"]] == ["admin", "marie.dupont"]
+    assert [t[1] for t in content["topics"]] == ["Budget participatif 2027"]
+    # The topic and the motion each have their agenda item.
+    assert sorted(i[1]["collection"] for i in content["agenda"]) == [
+        "motions/motion",
+        "topics/topic",
+    ]
+    assert [m[1] for m in content["motions"]] == ["Piste cyclable rue de la République"]
+    assert len(_files(site)) == 1
+    BEFORE.update(content=content, files=_files(site), settings=_settings(site))
+    assert "EMAIL_USE_TLS" not in BEFORE["settings"]  # 3.2's settings have no such key
+
+
+def test_a_failed_backup_gate_stops_the_upgrade_before_anything_changes(site: Site) -> None:
+    _set_version(site, "3.3")
+    blocker = site.base / "not-a-directory"
+    blocker.write_text("the backup store cannot be made under a file\n")
+    env = dict(site.env, OSP_OPS_BACKUP_URL=f"file://{blocker / 'backups'}")
+    proc = subprocess.run(
+        [*_cli(), "upgrade", "run", SLUG], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    op = site.json("op", "list", "--tenant", SLUG)[0]  # newest first
+    assert (op["kind"], op["status"]) == ("upgrade", "failed"), op
+    show = site.json("tenant", "show", SLUG)
+    assert (show["phase"], show["observed_version"]) == ("ready", "3.2"), show
+    # Nothing of 3.3 is on the host; the tenant serves 3.2 with all its data.
+    assert not _venv(site, "3.3").exists()
+    assert _settings(site) == BEFORE["settings"]
+    app = OpenSlides(site, SLUG)
+    assert _version(app) == "3.2"
+    assert _content(app) == BEFORE["content"]
+    app.close()
+    assert _files(site) == BEFORE["files"]
+
+
+def test_upgrade_to_33_keeps_every_record_and_file(site: Site) -> None:
+    plan = site.json("upgrade", "plan")["plans"][0]
+    assert (plan["current"], plan["path"]) == ("3.2", ["3.3"])
+    out = site.cli("upgrade", "run", SLUG).stdout
+    assert "upgrade suresnes: succeeded (3.2 → 3.3)" in out, out
+    show = site.json("tenant", "show", SLUG)
+    assert (show["phase"], show["observed_version"]) == ("ready", "3.3"), show
+    app = OpenSlides(site, SLUG)  # the admin logs in with the same password
+    assert _version(app) == "3.3"
+    assert _content(app) == BEFORE["content"]
+    app.close()
+    assert _files(site) == BEFORE["files"]
+    settings = _settings(site)
+    for line in ("EMAIL_USE_SSL = False", "EMAIL_USE_TLS = False", "EMAIL_TIMEOUT = None"):
+        assert line in settings
+    assert "OpenSlides 3.3 settings" in settings
+    # The 3.2 virtualenv stays for a way back; the backup the gate took is complete.
+    assert (_venv(site, "3.2") / "bin" / "openslides").exists()
+    assert (_venv(site, "3.3") / "bin" / "openslides").exists()
+    backups = site.json("backup", "list", SLUG)["backups"]
+    assert [b["state"] for b in backups] == ["complete"] and backups[0]["verified_at"]
+    assert site.json("upgrade", "plan")["plans"][0]["path"] == []
+
+
+def _cli() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "osp_ops.cli"]
