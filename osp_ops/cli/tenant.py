@@ -14,6 +14,7 @@ from osp_ops.cli.drills import last_drill, summary
 from osp_ops.cli.lookup import unknown_tenant
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
+from osp_ops.cli.task_runs import print_task_runs, task_runs
 from osp_ops.domain.catalog import Catalog
 from osp_ops.domain.display import utc
 from osp_ops.domain.error_text import one_line
@@ -362,6 +363,8 @@ def show(
                 "version": h.version,
             }
     data["last_drill"] = last_drill(ctx, slug)
+    runs = task_runs(ctx, slug, limit=10)
+    data["task_runs"] = [r.to_json() for r in runs]
     data["operations"] = [
         {
             "id": o.id,
@@ -416,6 +419,7 @@ def show(
                 for o in ops
             ],
         )
+    print_task_runs("recent one-time upgrade tasks", runs)
 
 
 @app.command()

@@ -9,6 +9,7 @@ import typer
 from osp_ops.cli.common import context, queued, run_inline, slug_argument
 from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json, table
+from osp_ops.cli.task_runs import print_task_runs, task_runs
 from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.engine.api import request_upgrade
 from osp_ops.engine.upgrade import UpgradePlan, plan
@@ -130,3 +131,20 @@ def run(
         raise OspOpsError("; ".join(str(p) for p in left_out))
     if left_out:
         raise SpecError(left_out, subject="upgrade of some tenants")
+
+
+@app.command()
+def history(
+    c: typer.Context,
+    slug: Annotated[str, slug_argument("Tenant.")],
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every one-time upgrade task run of the tenant, newest first: hop, command,
+    status, time and output (the last line; all of it with --json)."""
+    ctx = context(c)
+    require_tenant(ctx, slug)
+    runs = task_runs(ctx, slug)
+    if json_:
+        print_json({"tenant": slug, "task_runs": [r.to_json() for r in runs]})
+        return
+    print_task_runs(None, runs)

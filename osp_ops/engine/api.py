@@ -18,9 +18,10 @@ from osp_ops.domain.errors import (
 )
 from osp_ops.domain.phases import TRANSITIONS, Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec
+from osp_ops.engine import upgrade_tasks  # noqa: F401  (registers upgrade-tasks@<version>)
 from osp_ops.engine.context import Context
 from osp_ops.engine.steps import KINDS, STEPS
-from osp_ops.engine.upgrade import upgrade_steps
+from osp_ops.engine.upgrade import hops, upgrade_steps
 from osp_ops.store.operations import OperationInfo
 
 # The phase a kind moves the tenant into first; checked before anything is recorded.
@@ -123,8 +124,14 @@ def request_upgrade(
     rec = ctx.tenants.get(spec.slug)
     if rec is None or rec.observed_version is None:
         raise IllegalTransitionError(f"cannot upgrade {spec.slug!r}: it runs no version yet")
-    path = ctx.catalog.app(spec.app.name).upgrade_path(rec.observed_version, spec.app.version)
-    steps = upgrade_steps(tuple(path), backup_first="backup-before-upgrade" in STEPS)
+    app = ctx.catalog.app(spec.app.name)
+    path = app.upgrade_path(rec.observed_version, spec.app.version)
+    with_tasks = frozenset(
+        h.version for h in hops(app, rec.observed_version, tuple(path)) if h.tasks
+    )
+    steps = upgrade_steps(
+        tuple(path), backup_first="backup-before-upgrade" in STEPS, with_tasks=with_tasks
+    )
     return request(
         ctx,
         "upgrade",

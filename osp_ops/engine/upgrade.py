@@ -104,8 +104,11 @@ def plan(ctx: Context, spec: TenantSpec, now: datetime) -> UpgradePlan:
     )
 
 
-def upgrade_steps(path: tuple[str, ...], *, backup_first: bool) -> tuple[str, ...]:
-    """Steps of an upgrade along ``path``."""
+def upgrade_steps(
+    path: tuple[str, ...], *, backup_first: bool, with_tasks: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
+    """Steps of an upgrade along ``path``; the hops to the versions in ``with_tasks`` run
+    their one-time tasks after their migrations (engine/upgrade_tasks.py)."""
     # The backup gate comes first: when it fails, nothing of the tenant has changed
     # (its phase included; see Kind.gates).
     steps: list[str] = ["backup-before-upgrade"] if backup_first else []
@@ -114,6 +117,7 @@ def upgrade_steps(path: tuple[str, ...], *, backup_first: bool) -> tuple[str, ..
         steps += [
             f"deploy@{version}",
             f"migrate@{version}",
+            *([f"upgrade-tasks@{version}"] if version in with_tasks else []),
             f"check-health@{version}",
             f"record-version@{version}",
         ]

@@ -7,7 +7,7 @@ must never be logged, put on a command line, or written anywhere but mode-0600 f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -96,8 +96,11 @@ class Platform(Protocol):
         task: str,
         secrets: Mapping[str, str],
         reporter: Reporter,
+        command: Sequence[str] | None = None,
     ) -> TaskResult:
-        """Run a one-off task of the app (``migrate``, ``bootstrap-admin``)."""
+        """Run a one-off task of the app (``migrate``, ``bootstrap-admin``), or, with
+        ``command``, that command of the app's ``version`` named ``task`` (an upgrade's
+        one-time task from the catalog)."""
 
     def health(self, *, spec: TenantSpec) -> Health:
         """Check the instance answers; never raises for an unhealthy instance."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from osp_ops.domain.errors import PlatformError, TemporaryError
@@ -25,6 +25,7 @@ class FakePlatform:
     calls: list[tuple[str, str]] = field(default_factory=list)
     world: dict[str, dict[str, str]] = field(default_factory=dict)
     fail: dict[str, list[Exception]] = field(default_factory=dict)
+    fail_tasks: list[str] = field(default_factory=list)
 
     def _call(self, method: str, slug: str, reporter: Reporter | None = None) -> None:
         self.calls.append((method, slug))
@@ -70,10 +71,15 @@ class FakePlatform:
         task: str,
         secrets: Mapping[str, str],
         reporter: Reporter,
+        command: Sequence[str] | None = None,
     ) -> TaskResult:
-        """Record the task."""
+        """Record the task (``fail_tasks`` names tasks that end not ok)."""
         self._call(f"task:{task}", spec.slug, reporter)
-        return TaskResult(ok=True, output=f"{task} done")
+        if task in self.fail_tasks:
+            self.fail_tasks.remove(task)
+            return TaskResult(ok=False, output=f"{task} exited 1")
+        shown = " ".join(command) if command else task
+        return TaskResult(ok=True, output=f"{shown} done")
 
     def health(self, *, spec: TenantSpec) -> Health:
         """Healthy when running."""

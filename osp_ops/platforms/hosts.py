@@ -153,8 +153,14 @@ class HostsPlatform:
         task: str,
         secrets: Mapping[str, str],
         reporter: Reporter,
+        command: Sequence[str] | None = None,
     ) -> TaskResult:
         """Run ``migrate`` or ``bootstrap-admin`` on the tenant's hosts."""
+        if command is not None:
+            # OpenSlides' hops have none; nothing else on hosts carries one-time tasks yet.
+            raise PlatformError(
+                f"the hosts platform runs no one-time upgrade tasks ({' '.join(command)})"
+            )
         if task not in TASKS:
             raise PlatformError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
         out = self._run("tenant_task.yml", spec, version, secrets, reporter, task=task)

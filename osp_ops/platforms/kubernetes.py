@@ -994,15 +994,19 @@ class KubernetesPlatform:
         task: str,
         secrets: Mapping[str, str],
         reporter: Reporter,
+        command: Sequence[str] | None = None,
     ) -> TaskResult:
-        """``migrate``: the version's migration Job; ``bootstrap-admin``: a task Job."""
+        """``migrate``: the version's migration Job; ``bootstrap-admin`` or a ``command``
+        (an upgrade's one-time task, named ``task``): a task Job of the version's image."""
         kube = self.kube(spec)
         ns = namespace_for(spec.slug)
         rendered = self.desired(
             spec, version=version, secret_data=self.secret_data(spec, secrets), suspended=False
         )
         migration = next(o for o in rendered.objects if o["kind"] == "Job")
-        if task == "migrate":
+        if command is not None:
+            job = self._task_job(spec, migration, task, command)
+        elif task == "migrate":
             job = migration
         elif task == "bootstrap-admin":
             job = self._task_job(spec, migration, task)
@@ -1034,7 +1038,11 @@ class KubernetesPlatform:
         )
 
     def _task_job(
-        self, spec: TenantSpec, migration: Mapping[str, Any], task: str
+        self,
+        spec: TenantSpec,
+        migration: Mapping[str, Any],
+        task: str,
+        command: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """A Job like the migration's (same security context, env, quota-sized resources)."""
         app = self.catalog.app(spec.app.name)
@@ -1047,6 +1055,9 @@ class KubernetesPlatform:
         pod["metadata"]["labels"]["app.kubernetes.io/component"] = task
         container = pod["spec"]["containers"][0]
         container["name"] = task
+        if command is not None:  # a one-time task: the migration's env is all it needs
+            container["command"] = list(command)
+            return mf.finalize(job, namespace=job["metadata"]["namespace"], labels={})
         container["command"] = list(app.admin_bootstrap)
         secret = secret_name_for(spec.app.name)
         container["env"] = [

@@ -163,3 +163,22 @@ class DrillRow(Base):
     rto_seconds: Mapped[float | None] = mapped_column(Float)
     result: Mapped[str] = mapped_column(String(20))
     details: Mapped[dict[str, Any]]
+
+
+class TaskRunRow(Base):
+    """One run of an upgrade's one-time task: which hop, what command, how it ended."""
+
+    __tablename__ = "task_runs"
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # <operation>/<to>/<n>
+    tenant: Mapped[str] = mapped_column(String(63), index=True)
+    operation_id: Mapped[str] = mapped_column(String(40), index=True)
+    hop_from: Mapped[str] = mapped_column(String(40))
+    hop_to: Mapped[str] = mapped_column(String(40))
+    task_version: Mapped[str] = mapped_column(String(40))
+    command: Mapped[str] = mapped_column(Text)
+    rerunnable: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # running | succeeded | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    output: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

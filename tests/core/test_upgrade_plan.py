@@ -128,3 +128,23 @@ def test_run_all_upgrades_the_others_then_names_the_skipped(box: Sandbox) -> Non
     assert (lyon["current"], lyon["path"]) == ("0.28.6", [])
     # The broken specs were never touched.
     assert "version: 0.99.0\n" in Path(box.root / "tenants" / "paris.yaml").read_text()
+
+
+def test_history_and_tenant_show_list_the_one_time_task_runs(box: Sandbox) -> None:
+    data = json.loads(box.run("upgrade", "history", "lyon", "--json").stdout)
+    runs = data["task_runs"]
+    assert len(runs) == 7 and {r["status"] for r in runs} == {"succeeded"}
+    assert {(r["from"], r["to"]) for r in runs} == {("0.27.7", "0.28.4")}
+    wysiwyg = next(r for r in runs if r["command"].endswith("migrate_wysiwyg_content"))
+    assert (wysiwyg["task_version"], wysiwyg["rerunnable"]) == ("0.28.0", False)
+    assert wysiwyg["started_at"] and wysiwyg["finished_at"] and wysiwyg["output"]
+    r = box.run_process("upgrade", "history", "lyon", COLUMNS="300")
+    assert r.rc == 0, r.stderr
+    assert "decidim:upgrade:fix_short_urls [0.28.0]" in r.stdout and "7 task runs" in r.stdout
+    show = json.loads(box.run("tenant", "show", "lyon", "--json").stdout)
+    assert len(show["task_runs"]) == 7
+    r = box.run_process("tenant", "show", "lyon", COLUMNS="300")
+    assert "recent one-time upgrade tasks" in r.stdout
+    assert "recent one-time upgrade tasks" not in box.run("tenant", "show", "rennes").stdout
+    r = box.run("upgrade", "history", "lyn")
+    assert r.rc == 3 and "no tenant 'lyn'" in _error_line(r)

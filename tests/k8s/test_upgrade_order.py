@@ -84,3 +84,25 @@ def test_only_the_app_deployments_wait_for_the_migration() -> None:
     service = {"kind": "Service", "metadata": {"name": "decidim"}, "spec": {}}
     assert migration_first([service, redis, web, job], [job]) == ([service, redis, job], [web])
     assert migration_first([service, web], []) == ([service, web], [])
+
+
+def test_a_one_time_task_runs_as_a_job_of_the_version_image(
+    kube: KubeCluster, platform: KubernetesPlatform
+) -> None:
+    slug, ns = "evreux", "osp-evreux"
+    spec = tenant_spec(slug)
+    make_volume(kube, slug)
+    platform.provision(spec=spec, secrets=SECRETS, reporter=lambda e: None)
+    platform.deploy(spec=spec, version="0.28.4", secrets=SECRETS, reporter=lambda e: None)
+    command = ["bundle", "exec", "rails", "decidim:upgrade:fix_short_urls"]
+    result = platform.run_task(
+        spec=spec, version="0.28.4", task="upgrade-0-28-4-7", secrets=SECRETS,
+        reporter=lambda e: None, command=command,
+    )  # fmt: skip
+    assert result.ok, result.output
+    job = admin(kube).get(f"/apis/batch/v1/namespaces/{ns}/jobs/decidim-upgrade-0-28-4-7")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == command
+    assert container["image"].endswith(":0.28.4")
+    assert "ADMIN_PASSWORD" not in {e["name"] for e in container.get("env", [])}
+    platform.destroy(spec=spec, reporter=lambda e: None)
