@@ -39,7 +39,7 @@ def _print_tasks(plans: list[UpgradePlan]) -> None:
             for t in hop.tasks:
                 once = "" if t.rerunnable else " (not rerunnable)"
                 line = f"  {' '.join(t.command)}  [{t.version}] {t.description}{once}"
-                console.print(line, markup=False)
+                console.print(line, markup=False, soft_wrap=True)  # a command stays whole
 
 
 @app.command("plan")
