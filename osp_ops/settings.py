@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Days a restore keeps the data it replaced before `backup prune` drops it.",
     )
+    deleted_backup_days: float = Field(
+        90.0,
+        ge=0,
+        description="Days a deleted tenant's backups (and their key) are kept: until then "
+        "`backup restore SLUG --to NEW` reads them; then `backup prune` destroys them.",
+    )
     lease_ttl_seconds: float = Field(60.0, gt=0, description="Tenant lease time to live.")
     step_max_attempts: int = Field(3, ge=1, description="Attempts of a step on temporary errors.")
     retry_base_delay: float = Field(1.0, ge=0, description="First retry delay, doubled each time.")

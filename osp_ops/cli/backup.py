@@ -19,6 +19,7 @@ from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.domain.schedule import is_due
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine import backup as ops
+from osp_ops.engine import deletion
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.context import Context
 from osp_ops.engine.recovery import ensure_recovery_key, recovery_warning
@@ -43,6 +44,18 @@ def _specs(ctx: Context, slug: str | None, all_: bool) -> list[TenantSpec]:
             f"no tenant spec in {ctx.settings.tenants_dir} (tenants_dir): nothing to do"
         )
     return specs
+
+
+def _live(ctx: Context, specs: list[TenantSpec], slug: str | None, what: str) -> list[TenantSpec]:
+    """The specs of tenants that are not deleted: a deleted slug is refused (exit 4),
+    deleted tenants of --all/--due are skipped, saying so."""
+    if slug is not None:
+        deletion.refuse_deleted(ctx, slug, what)
+        return specs
+    alive, deleted = deletion.live(ctx, specs)
+    if deleted:
+        console.print(f"skipped deleted tenants: {', '.join(deleted)}", markup=False)
+    return alive
 
 
 def _last_complete(ctx: Context, spec: TenantSpec) -> datetime | None:
@@ -108,7 +121,7 @@ def run(
     warning = recovery_warning(ctx.settings)
     if warning:
         err_console.print(f"Warning: {warning}", markup=False, soft_wrap=True)
-    specs = _specs(ctx, slug, all_ or (due and slug is None))
+    specs = _live(ctx, _specs(ctx, slug, all_ or (due and slug is None)), slug, "back up")
     if due:
         now = datetime.now(UTC)
         specs = [
@@ -316,6 +329,7 @@ def restore(
     if to is not None:
         _clone(c, slug, to, info, host=host, wait=wait)
         return
+    deletion.refuse_deleted(ctx, slug, "restore in place")
     spec = ctx.specs.load(slug)
     if not yes:
         taken = info.taken_at.astimezone(UTC)
@@ -443,7 +457,10 @@ def drill(
     ctx = context(c)
     if all_ and backup_id:
         raise SpecError([Problem("--backup", "names one backup: give a slug")], subject="command")
-    specs = _specs(ctx, slug, all_)
+    specs = _live(ctx, _specs(ctx, slug, all_), slug, "drill")
+    if not specs:
+        console.print("no tenant to drill")
+        return
     chosen = lookup.backup_id(ctx, specs[0].slug, backup_id) if backup_id else None
     params = {"backup_id": chosen} if chosen else None
     _run_each(ctx, "drill", specs, concurrency=1, wait=wait, params=params, verbose=verbosity(c))

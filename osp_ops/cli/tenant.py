@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -16,6 +17,7 @@ from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
 from osp_ops.cli.task_runs import print_task_runs, task_runs
 from osp_ops.domain.catalog import Catalog
+from osp_ops.domain.deletion import expiry
 from osp_ops.domain.display import utc
 from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import Problem, SpecError, TenantDeletedError
@@ -23,6 +25,7 @@ from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.domain.specdoc import spec_markdown
 from osp_ops.engine.api import request, request_converge
+from osp_ops.engine.deletion import delete_params
 from osp_ops.engine.recovery import recovery_warning
 
 app = typer.Typer(help="Municipalities' instances.", no_args_is_help=True)
@@ -51,13 +54,14 @@ def _finish(
     verbose: int,
     *,
     reuse_deleted: bool = False,
+    params: dict[str, object] | None = None,
 ) -> None:
     """Request ``kind`` (None: whatever converges the tenant) and run it here or queue it."""
     ctx = context(c)
     if kind is None:
         op, created = request_converge(ctx, spec, reuse_deleted=reuse_deleted)
     else:
-        op, created = request(ctx, kind, spec)
+        op, created = request(ctx, kind, spec, params=params)
     if async_:
         queued(op, created)
         return
@@ -275,20 +279,48 @@ def delete(
     c: typer.Context,
     slug: SlugArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    no_final_backup: Annotated[
+        bool,
+        typer.Option(
+            "--no-final-backup", help="Take no final backup first (needs --reason; audited)."
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why no final backup is taken.")
+    ] = None,
     async_: AsyncOpt = False,
     wait: WaitOpt = 0.0,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Delete a tenant's instance, database and secrets (its spec file stays)."""
+    """Delete a tenant's instance, database, files, app secrets and TLS certificate, after a
+    final backup; its backups and their key are kept for `deleted_backup_days` (its spec
+    file stays)."""
+    if no_final_backup and not (reason or "").strip():
+        raise SpecError(
+            [Problem("--reason", "--no-final-backup needs a reason (it is audited)")],
+            subject="command",
+        )
     spec = _load(c, slug)
+    settings = context(c).settings
     if not yes:
-        warning = recovery_warning(context(c).settings)
+        warning = recovery_warning(settings)
+        until = expiry(datetime.now(UTC), settings.deleted_backup_days)
+        first = (
+            f"No final backup is taken (--no-final-backup: {reason})."
+            if no_final_backup
+            else "A final backup is taken first."
+        )
         typer.confirm(
-            f"Delete {spec.name} ({slug}): app, database, files and secrets? Backups are kept."
+            f"Delete {spec.name} ({slug}): app, database, files, app secrets and TLS "
+            f"certificate? {first} Its backups and their key are kept until "
+            f"{until:%Y-%m-%d %H:%M} UTC ({settings.deleted_backup_days:g} days): until then "
+            f"`osp-ops backup restore {slug} --to NEW` restores any of them into a new "
+            "tenant; after that `osp-ops backup prune` destroys the backups and the key."
             + (f" Warning: {warning}." if warning else ""),
             abort=True,
         )
-    _finish(c, "delete", spec, async_, wait, verbose)
+    params = delete_params(final_backup=not no_final_backup, reason=reason)
+    _finish(c, "delete", spec, async_, wait, verbose, params=params)
 
 
 @app.command("list")

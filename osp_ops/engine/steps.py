@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from osp_ops.domain import deletion
 from osp_ops.domain.errors import PlatformError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec
@@ -150,15 +152,27 @@ def destroy(sc: StepContext) -> str:
 
 
 def forget_secrets(sc: StepContext) -> str:
-    """Delete the tenant's secrets once its platform resources are gone."""
-    return f"deleted {sc.ctx.secrets.forget(sc.spec.slug)} secrets"
+    """Delete the tenant's app secrets once its platform resources are gone; its backup
+    key stays until its backups expire (`backup prune` destroys both)."""
+    kept = deletion.KEPT_SECRETS
+    return f"deleted {sc.ctx.secrets.forget(sc.spec.slug, keep=kept)} secrets; kept the backup key"
 
 
 def mark_deleted(sc: StepContext) -> str:
-    """The tenant is gone; its record stays for history."""
-    sc.ctx.tenants.set_observed_version(sc.spec.slug, None)
-    sc.ctx.tenants.set_phase(sc.spec.slug, Phase.deleted)
-    return "deleted"
+    """The tenant is gone; its record stays, with the date its backups expire."""
+    rec = sc.ctx.tenants.require(sc.spec.slug)
+    expires = deletion.parse_expiry(rec.reason) if rec.phase is Phase.deleted else None
+    if expires is None:  # a rerun keeps the date of the first run
+        expires = deletion.expiry(datetime.now(UTC), sc.ctx.settings.deleted_backup_days)
+        sc.ctx.tenants.set_observed_version(sc.spec.slug, None)
+        sc.ctx.tenants.set_phase(sc.spec.slug, Phase.deleted, deletion.deleted_reason(expires))
+        sc.ctx.audit.append(
+            actor=sc.op.requested_by,
+            action="tenant.deleted",
+            tenant=sc.spec.slug,
+            details={"operation": sc.op.id, "backups_expire_at": expires.isoformat()},
+        )
+    return f"deleted; backups kept until {expires:%Y-%m-%d %H:%M} UTC"
 
 
 STEPS: dict[str, StepFn] = {
@@ -224,7 +238,19 @@ KINDS: dict[str, Kind] = {
         ),
         Kind("suspend", ("suspend", "mark-suspended")),
         Kind("resume", ("resume", "check-health", "mark-ready")),
-        Kind("delete", ("begin-delete", "destroy", "forget-secrets", "mark-deleted")),
+        # final-backup and forget-tls: engine/deletion.py.
+        Kind(
+            "delete",
+            (
+                "final-backup",
+                "begin-delete",
+                "destroy",
+                "forget-tls",
+                "forget-secrets",
+                "mark-deleted",
+            ),
+            gates=frozenset({"final-backup"}),  # a failed final backup leaves the tenant
+        ),
         # Steps computed per request from the catalog path (see engine/upgrade.py).
         Kind("upgrade", (), gates=frozenset({"backup-before-upgrade"})),
     )

@@ -6,6 +6,7 @@ import logging
 import time
 
 from osp_ops.domain.errors import LeaseHeldError, OspOpsError
+from osp_ops.engine import deletion  # noqa: F401  (registers the backup and delete steps)
 from osp_ops.engine.context import Context
 from osp_ops.engine.runner import run_operation
 from osp_ops.store.leases import holder_id

@@ -171,3 +171,21 @@ def issue_cert(settings: Settings, *, slug: str, hostnames: Sequence[str]) -> Is
     _write_private(key_file, _key_pem(key))
     _write_private(cert_file, cert.public_bytes(serialization.Encoding.PEM))
     return IssuedCert(cert_file.read_text(), key_file.read_text(), ca_pem)
+
+
+def forget_cert(settings: Settings, *, slug: str) -> list[str]:
+    """Remove the tenant's certificate and private key from the CA's ``certs/`` (they
+    leave with the tenant); the names of the files removed."""
+    removed = []
+    for path in (
+        ca_dir(settings) / "certs" / f"{slug}.key",
+        ca_dir(settings) / "certs" / f"{slug}.crt",
+    ):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise PlatformError(f"cannot remove {path}: {e.strerror or e}") from e
+        removed.append(path.name)
+    return removed

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets as pysecrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -166,10 +166,12 @@ class SecretStore:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def forget(self, tenant: str) -> int:
-        """Delete every secret of a tenant; the number deleted."""
+    def forget(self, tenant: str, *, keep: Collection[str] = ()) -> int:
+        """Delete every secret of a tenant but those named in ``keep``; the number deleted."""
         with self.db.transaction() as s:
-            result = s.execute(delete(SecretRow).where(SecretRow.tenant == tenant))
+            result = s.execute(
+                delete(SecretRow).where(SecretRow.tenant == tenant, SecretRow.name.not_in(keep))
+            )
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     def rotate_key(self) -> int:

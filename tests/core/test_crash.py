@@ -9,6 +9,7 @@ effect may have happened twice (the journal lists each effect that changed somet
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,8 @@ def snapshot(box: Sandbox) -> dict[str, Any]:
     try:
         with db.transaction() as s:
             t = s.get(TenantRow, "nanterre")
-            tenant = t and (t.phase, t.reason, t.app, t.desired_version, t.observed_version,
+            reason = t and t.reason and re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d", "<date>", t.reason)
+            tenant = t and (t.phase, reason, t.app, t.desired_version, t.observed_version,
                             t.platform, t.spec_hash)  # fmt: skip
             ops = []
             for op in s.execute(select(OperationRow).order_by(OperationRow.created_at)).scalars():
