@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         description="Days a deleted tenant's backups (and their key) are kept: until then "
         "`backup restore SLUG --to NEW` reads them; then `backup prune` destroys them.",
     )
+    audit_anchor_every: int = Field(
+        20,
+        ge=1,
+        description="Audit rows between two anchors of the audit head in the backup store "
+        "(`audit verify` writes one too).",
+    )
     lease_ttl_seconds: float = Field(60.0, gt=0, description="Tenant lease time to live.")
     step_max_attempts: int = Field(3, ge=1, description="Attempts of a step on temporary errors.")
     retry_base_delay: float = Field(1.0, ge=0, description="First retry delay, doubled each time.")

@@ -27,12 +27,22 @@ def verify(
     c: typer.Context,
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Check that no audit row was edited, deleted or inserted behind osp-ops' back."""
+    """Check the audit chain with the audit key and against the latest anchor in the
+    backup store (no row edited, deleted, inserted or the chain rewritten behind osp-ops'
+    back); when it holds, anchor its head again."""
     report = context(c).audit.verify()
     if json_:
-        print_json({"ok": report.ok, "rows": report.rows, "problems": report.problems})
+        print_json(
+            {"ok": report.ok, "rows": report.rows, "problems": report.problems,
+             "anchor": report.anchor, "anchored": report.anchored}
+        )  # fmt: skip
     elif report.ok:
-        console.print(f"audit log intact: {plural(report.rows, 'row')}")
+        checked = f", checked against anchor {report.anchor}" if report.anchor else ""
+        console.print(f"audit log intact: {plural(report.rows, 'row')}{checked}", markup=False)
+        for note in report.notes:
+            console.print(note, markup=False)
+        if report.anchored:
+            console.print(f"anchored as {report.anchored}", markup=False)
     if not report.ok:
         for p in report.problems:
             console.print(f"  - {p}", markup=False)

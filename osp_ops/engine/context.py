@@ -9,13 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from osp_ops.backups import open_store
 from osp_ops.domain import redaction
 from osp_ops.domain.catalog import Catalog, default_catalog
 from osp_ops.domain.errors import ConfigError
 from osp_ops.domain.spec import TenantSpec
+from osp_ops.engine.audit_anchors import StoreAnchors
 from osp_ops.platforms.base import Platform
 from osp_ops.settings import SECRET_FIELDS, Settings
-from osp_ops.store.audit import AuditLog
+from osp_ops.store.audit import AuditKey, AuditLog
 from osp_ops.store.db import Database
 from osp_ops.store.leases import Leases
 from osp_ops.store.operations import Operations
@@ -55,8 +57,16 @@ class Context:
         self.tenants = Tenants(self.db)
         self.operations = Operations(self.db)
         self.leases = Leases(self.db)
-        self.audit = AuditLog(self.db)
-        self.secrets = SecretStore(self.db, MasterKey(self.settings.effective_master_key_file))
+        master = MasterKey(self.settings.effective_master_key_file)
+        self.audit = AuditLog(
+            self.db,
+            AuditKey(master),
+            anchors=StoreAnchors(
+                lambda: open_store(self.settings.effective_backup_url, self.settings)
+            ),
+            anchor_every=self.settings.audit_anchor_every,
+        )
+        self.secrets = SecretStore(self.db, master)
         self.specs = SpecRepository(self.settings.tenants_dir, self.catalog)
 
     def platform(self, spec: TenantSpec) -> Platform:

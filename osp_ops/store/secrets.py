@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets as pysecrets
+import threading
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def _key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:16]
 
 
-def _write_key(path: Path, key: bytes) -> None:
+def write_key_file(path: Path, key: bytes) -> None:
+    """Write a key file (mode 0600, fsynced), creating its directory (0700)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -48,8 +50,15 @@ class MasterKey:
 
     def load(self) -> dict[str, bytes]:
         """Known keys by id, creating the key file on first use."""
-        if not self.path.exists():
-            _write_key(self.path, AESGCM.generate_key(bit_length=256))
+        if not self.path.exists():  # racing creators agree on the first complete file
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
+            write_key_file(tmp, AESGCM.generate_key(bit_length=256))
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
         keys = {}
         for p in (self.path, self.pending):
             if p.exists():
@@ -184,7 +193,7 @@ class SecretStore:
         if self.key.pending.exists():
             new_key = self.key.pending.read_bytes()  # resume an interrupted rotation
         else:
-            _write_key(self.key.pending, new_key)
+            write_key_file(self.key.pending, new_key)
         keys = self.key.load()
         new_id = _key_id(new_key)
         count = 0

@@ -113,6 +113,10 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+    # The first row chained with the audit key (rows before it predate migration 0004),
+    # and the HMAC of (last_id, last_hash, mac_from) under that key.
+    mac_from: Mapped[int | None] = mapped_column(Integer)
+    mac: Mapped[str | None] = mapped_column(String(64))
 
 
 class LeaseRow(Base):

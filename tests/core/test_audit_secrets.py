@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text, update
 
 from osp_ops.domain.errors import NotFoundError, SecretError
-from osp_ops.store.audit import AuditLog
+from osp_ops.store.audit import AuditKey, AuditLog
 from osp_ops.store.db import Database
 from osp_ops.store.secrets import MasterKey, SecretStore
 from osp_ops.store.tables import SecretRow
@@ -22,8 +22,13 @@ from osp_ops.store.tables import SecretRow
 pytestmark = pytest.mark.integration
 
 
-def _fill(db: Database, n: int = 5) -> AuditLog:
-    audit = AuditLog(db)
+def _log(db: Database, tmp_path: Path) -> AuditLog:
+    """The log with the audit key the CLI of ``tmp_path / "data"`` derives."""
+    return AuditLog(db, AuditKey(MasterKey(tmp_path / "data" / "master.key")))
+
+
+def _fill(db: Database, tmp_path: Path, n: int = 5) -> AuditLog:
+    audit = _log(db, tmp_path)
     for i in range(n):
         audit.append(actor=f"user{i}", action="tenant.create", tenant=f"t{i}",
                      details={"operation": f"op{i}", "n": i})  # fmt: skip
@@ -52,8 +57,10 @@ def _edit_sql(db: Database, column: str, row: int) -> str:
 
 
 @pytest.mark.parametrize("column", sorted(EDITS))
-def test_editing_any_column_of_any_row_is_detected(db: Database, column: str) -> None:
-    audit = _fill(db)
+def test_editing_any_column_of_any_row_is_detected(
+    db: Database, column: str, tmp_path: Path
+) -> None:
+    audit = _fill(db, tmp_path)
     for row in range(1, 6):
         with db.engine.begin() as conn:
             snapshot = conn.execute(text(f"SELECT * FROM audit_log WHERE id = {row}")).one()
@@ -75,16 +82,16 @@ def test_editing_any_column_of_any_row_is_detected(db: Database, column: str) ->
         assert audit.verify().ok, (column, row)
 
 
-def test_deleting_a_middle_row_is_detected(db: Database) -> None:
-    audit = _fill(db)
+def test_deleting_a_middle_row_is_detected(db: Database, tmp_path: Path) -> None:
+    audit = _fill(db, tmp_path)
     with db.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE id = 3"))
     report = audit.verify()
     assert not report.ok and "rows 3..3 are missing" in report.problems
 
 
-def test_deleting_the_last_row_is_detected(db: Database) -> None:
-    audit = _fill(db)
+def test_deleting_the_last_row_is_detected(db: Database, tmp_path: Path) -> None:
+    audit = _fill(db, tmp_path)
     with db.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE id = 5"))
     report = audit.verify()
@@ -92,21 +99,21 @@ def test_deleting_the_last_row_is_detected(db: Database) -> None:
     assert any("ends at row 4 but 5 rows were written" in p for p in report.problems)
 
 
-def test_deleting_every_row_is_detected(db: Database) -> None:
-    audit = _fill(db)
+def test_deleting_every_row_is_detected(db: Database, tmp_path: Path) -> None:
+    audit = _fill(db, tmp_path)
     with db.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log"))
     assert not audit.verify().ok
 
 
-def test_concurrent_appends_keep_one_chain(db: Database) -> None:
+def test_concurrent_appends_keep_one_chain(db: Database, tmp_path: Path) -> None:
     errors: list[BaseException] = []
 
     def writer(n: int) -> None:
         own = Database(db.url, migrate=False)
         try:
             for i in range(15):
-                AuditLog(own).append(actor=f"w{n}", action="x", details={"i": i})
+                _log(own, tmp_path).append(actor=f"w{n}", action="x", details={"i": i})
         except BaseException as e:  # reported below
             errors.append(e)
         finally:
@@ -118,13 +125,13 @@ def test_concurrent_appends_keep_one_chain(db: Database) -> None:
     for t in threads:
         t.join()
     assert not errors, errors
-    report = AuditLog(db).verify()
+    report = _log(db, tmp_path).verify()
     assert report.ok, report.problems
     assert report.rows == 60
 
 
 def test_audit_verify_cli_exits_non_zero_when_tampered(db: Database, tmp_path: Path) -> None:
-    _fill(db, 3)
+    _fill(db, tmp_path, 3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSP_OPS_")}
     env |= {"OSP_OPS_STATE_URL": db.url, "OSP_OPS_DATA_DIR": str(tmp_path / "data")}
     cmd = [sys.executable, "-m", "osp_ops.cli", "audit", "verify"]
@@ -135,7 +142,7 @@ def test_audit_verify_cli_exits_non_zero_when_tampered(db: Database, tmp_path: P
         conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE id = 2"))
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     assert bad.returncode == 7
-    assert "row 2: content does not match its hash" in bad.stdout
+    assert "row 2: content does not match its MAC" in bad.stdout
     assert "Error: audit log tampered with" in bad.stderr
 
 

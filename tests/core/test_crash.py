@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import select
 
 from osp_ops.engine.steps import KINDS
-from osp_ops.store.audit import AuditLog
+from osp_ops.store.audit import AuditKey, AuditLog
 from osp_ops.store.db import Database
+from osp_ops.store.secrets import MasterKey
 from osp_ops.store.tables import OperationRow, SecretRow, StepRow, TenantRow
 from tests.core.cli import Sandbox, Zygote
 
@@ -49,7 +50,7 @@ def snapshot(box: Sandbox) -> dict[str, Any]:
                 ).all()
                 ops.append((op.kind, op.status, op.error, [tuple(x) for x in steps]))
             secrets = sorted(s.execute(select(SecretRow.name)).scalars())
-        audit = AuditLog(db).verify()
+        audit = AuditLog(db, AuditKey(MasterKey(box.data_dir / "master.key"))).verify(anchor=False)
         assert audit.ok, audit.problems
     finally:
         db.dispose()
