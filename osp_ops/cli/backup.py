@@ -19,7 +19,7 @@ from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.domain.schedule import is_due
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine import backup as ops
-from osp_ops.engine import deletion
+from osp_ops.engine import deletion, interrupted
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.context import Context
 from osp_ops.engine.recovery import ensure_recovery_key, recovery_warning
@@ -325,6 +325,13 @@ def restore(
         dropped = ops.drop_retired(ctx, spec)
         console.print(f"dropped {', '.join(dropped)}" if dropped else "nothing retired to drop")
         return
+    pending = interrupted.interrupted_of(ctx, to or slug, "restore")
+    if (
+        backup_id is None
+        and pending is not None
+        and (pending.params.get("source_tenant") == (slug if to else None))
+    ):  # the same command again: the interrupted restore's backup
+        backup_id = str(pending.params["backup_id"])
     info = ops.find_backup(ctx, slug, lookup.backup_id(ctx, slug, backup_id))
     if to is not None:
         _clone(c, slug, to, info, host=host, wait=wait)
@@ -340,7 +347,8 @@ def restore(
             "(the current data is kept as retired until --confirm-drop).",
             abort=True,
         )
-    params = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC))
+    fresh = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC))
+    params = interrupted.resume_params(ctx, slug, "restore", fresh)
     _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params, verbose=verbosity(c))
     retired = [params["retired_database"], params.get("files_retired")]
     console.print(
@@ -379,7 +387,8 @@ def _clone(
     if op.kind in ("create", "apply", "upgrade"):
         result = run_inline(ctx, op, created=created, wait=wait, verbose=verbosity(c))
         console.print(f"{result.kind} {slug}: {result.status}")
-    params = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC), source_tenant=source)
+    fresh = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC), source_tenant=source)
+    params = interrupted.resume_params(ctx, slug, "restore", fresh)
     _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params, verbose=verbosity(c))
     ops.drop_retired(ctx, spec)  # what the restore replaced was the clone's empty start
     health = ctx.platform(spec).health(spec=spec)

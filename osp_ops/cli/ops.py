@@ -14,6 +14,7 @@ from osp_ops.cli.output import console, print_json, table
 from osp_ops.domain.display import plural, utc
 from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import IllegalTransitionError
+from osp_ops.engine import interrupted
 from osp_ops.store.operations import OperationInfo
 
 app = typer.Typer(help="Recorded operations.", no_args_is_help=True)
@@ -26,17 +27,22 @@ OpId = Annotated[str, typer.Argument(help="Operation id, or a unique prefix of i
 def list_(
     c: typer.Context,
     tenant: Annotated[str | None, slug_option("--tenant", help_text="Only this tenant.")] = None,
-    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="queued, running, interrupted, succeeded, ...")
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many.")] = 30,
     json_: JsonOpt = False,
 ) -> None:
     """Newest operations first."""
     ctx = context(c)
-    ops = ctx.operations.recent(tenant=tenant, status=status, limit=limit)
+    stored = "running" if status == "interrupted" else status
+    ops = ctx.operations.recent(tenant=tenant, status=stored, limit=limit)
+    if status in ("running", "interrupted"):  # what the lease says, not the record
+        ops = [o for o in ops if interrupted.status(ctx, o) == status]
     if tenant is not None and not ops:
         require_tenant(ctx, tenant)
     if json_:
-        print_json([o.to_json() for o in ops])
+        print_json([{**o.to_json(), "status": interrupted.status(ctx, o)} for o in ops])
         return
     table(
         None,
@@ -46,7 +52,7 @@ def list_(
                 o.id,
                 o.tenant,
                 o.kind,
-                o.status,
+                interrupted.status(ctx, o),
                 f"{sum(s.status == 'done' for s in o.steps)}/{len(o.steps)}",
                 _took(o),
                 o.requested_by,
@@ -81,10 +87,10 @@ def show(
     op = lookup.operation(ctx, op_id)
     log = ctx.operations.events(op.id) if events else []
     if json_:
-        print_json({**op.to_json(), "events": log})
+        print_json({**op.to_json(), "status": interrupted.status(ctx, op), "events": log})
         return
     console.print(
-        f"[bold]{op.kind}[/] {op.tenant}  {op.status}  [dim]{op.id} by {op.requested_by}, "
+        f"[bold]{op.kind}[/] {op.tenant}  {interrupted.status(ctx, op)}  [dim]{op.id} by {op.requested_by}, "
         f"{utc(op.created_at)}, took {_took(op)}[/]"
     )
     if op.error:  # the full text; the table below shows one line of each error
@@ -128,8 +134,7 @@ def retry(
     """Run a failed, cancelled or interrupted operation again from its first unfinished step."""
     ctx = context(c)
     op = lookup.operation(ctx, op_id)
-    if op.status == "succeeded":
-        raise IllegalTransitionError(f"operation {op.id} already succeeded")
+    interrupted.check_retry(ctx, op)
     if op.status in ("failed", "cancelled"):
         ctx.operations.requeue(op.id)
     ctx.audit.append(

@@ -24,6 +24,7 @@ from osp_ops.domain.errors import Problem, SpecError, TenantDeletedError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.domain.specdoc import spec_markdown
+from osp_ops.engine import interrupted
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.deletion import delete_params
 from osp_ops.engine.recovery import recovery_warning
@@ -401,7 +402,7 @@ def show(
         {
             "id": o.id,
             "kind": o.kind,
-            "status": o.status,
+            "status": interrupted.status(ctx, o),  # never `running` once its runner died
             "created_at": o.created_at.isoformat(),
             "error": o.error,
         }

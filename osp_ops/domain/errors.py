@@ -7,6 +7,7 @@
     │   ├── NotFoundError        a tenant, operation or backup that does not exist
     │   ├── AmbiguousError       an id prefix that starts several ids
     │   ├── IllegalTransitionError  a phase change the lifecycle forbids
+    │   │   ├── InterruptedOperationError  a request differing from an interrupted one
     │   │   └── TenantDeletedError   converging a deleted tenant without --reuse-deleted
     │   ├── ConfigError          operator settings are wrong or missing
     │   ├── PlatformError        a platform refused or failed (names host/object and message)
@@ -105,6 +106,10 @@ class IllegalTransitionError(PermanentError):
     """The tenant lifecycle forbids this phase change."""
 
     exit_code = 4
+
+
+class InterruptedOperationError(IllegalTransitionError):
+    """An interrupted operation of this kind waits to be resumed, with other parameters."""
 
 
 class TenantDeletedError(IllegalTransitionError):

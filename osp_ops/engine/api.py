@@ -20,6 +20,7 @@ from osp_ops.domain.phases import TRANSITIONS, Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec
 from osp_ops.engine import upgrade_tasks  # noqa: F401  (registers upgrade-tasks@<version>)
 from osp_ops.engine.context import Context
+from osp_ops.engine.interrupted import resumed
 from osp_ops.engine.steps import KINDS, STEPS
 from osp_ops.engine.upgrade import hops, upgrade_steps
 from osp_ops.store.operations import OperationInfo
@@ -88,6 +89,10 @@ def request(
             )
     if rec is None and kind not in ("create",):
         raise IllegalTransitionError(f"cannot {kind} tenant {spec.slug!r}: it was never created")
+    all_params = {"spec": spec.model_dump(mode="json"), **(params or {})}
+    interrupted = resumed(ctx, spec.slug, kind, all_params)  # refused when it differs
+    if interrupted is not None:
+        return interrupted, False
     ctx.tenants.upsert(
         slug=spec.slug,
         app=spec.app.name,
@@ -95,7 +100,6 @@ def request(
         platform=spec.platform.kind,
         spec_hash=hashlib.sha256(dump_spec(spec).encode()).hexdigest(),
     )
-    all_params = {"spec": spec.model_dump(mode="json"), **(params or {})}
     op, created = ctx.operations.enqueue(
         tenant=spec.slug,
         kind=kind,

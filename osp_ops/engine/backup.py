@@ -47,7 +47,7 @@ from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError, Platf
 from osp_ops.domain.names import db_name_for
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec, validate_spec
-from osp_ops.engine import app_storage
+from osp_ops.engine import app_storage, restore_staging
 from osp_ops.engine.context import Context
 from osp_ops.engine.steps import Kind, StepContext, register
 from osp_ops.engine.verification import completed_ids, record_verify
@@ -613,10 +613,10 @@ def retired_databases(ctx: Context, spec: TenantSpec) -> list[str]:
     names = access.database_admin(spec).list(f"{access.database_name(spec)}\\_old\\_%")
     if isinstance(access, FilesAccess):
         names += access.list_files(spec, "media.old-*")
-    return names
+    return names + restore_staging.staged(ctx, spec, access)  # what killed runs staged
 
 
-_RETIRED_AT = re.compile(r"(?:_old_|\.old-)(\d{14})$")
+_RETIRED_AT = re.compile(r"(?:_old_|\.old-|_r|\.restore-)(\d{14})$")
 
 
 def retired_at(name: str) -> datetime | None:
@@ -646,6 +646,7 @@ def drop_retired(
             tenant=spec.slug,
             details={"retired": name},
         )
+    restore_staging.cancel_staging_ops(ctx, spec, names)
     return names
 
 
