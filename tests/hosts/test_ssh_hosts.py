@@ -8,6 +8,7 @@ here (``app_openslides_wheelhouse``), which the hosts see on the shared filesyst
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -117,6 +118,34 @@ def test_login_through_each_hosts_nginx(fleet: Fleet, slug: str) -> None:
     assert r.status_code == 200 and r.headers["strict-transport-security"]
     login(fleet.platform, spec, fleet.secrets[slug]["admin_password"], address=host.address,
           port=fleet.settings.https_port)  # fmt: skip
+
+
+_CONNECT = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])"
+
+
+@pytest.mark.parametrize("slug", list(PLACEMENT))
+def test_each_app_runs_as_its_own_user_on_its_host(fleet: Fleet, slug: str) -> None:
+    host, spec = fleet.host_of(slug), fleet.specs[slug]
+    user = (
+        HostsBackupAccess.for_platform(fleet.platform, fleet.settings).layout(spec).app_user(slug)
+    )
+    d = f"{host.root}/srv/osp-ops/{slug}"
+
+    def on_host(*argv: str) -> subprocess.CompletedProcess[str]:
+        # One remote command line: ssh hands its arguments to the host's shell.
+        remote = fleet.hosts.ssh_argv(host, shlex.join(argv))
+        return subprocess.run(remote, capture_output=True, text=True, timeout=60, check=False)
+
+    modes = on_host("stat", "-c", "%U:%G:%a", f"{d}/config/settings.py", f"{d}/data/media",
+                    f"{d}/run/app.sock")  # fmt: skip
+    assert modes.stdout.split() == [f"root:{user}:640", f"{user}:{user}:700",
+                                    f"{user}:www-data:660"], modes.stderr  # fmt: skip
+    assert on_host("pgrep", "-u", user, "-f", f"{d}/run/app.sock").returncode == 0
+    sock = f"{d}/run/app.sock"
+    assert on_host("runuser", "-u", user, "--", "python3", "-c", _CONNECT, sock).returncode == 0
+    assert on_host("runuser", "-u", "nobody", "--", "python3", "-c", _CONNECT, sock).returncode != 0
+    denied = on_host("runuser", "-u", "nobody", "--", "cat", f"{d}/config/settings.py")
+    assert denied.returncode != 0 and fleet.secrets[slug]["db_password"] not in denied.stdout
 
 
 def test_database_roles_are_confined_inside_a_host(fleet: Fleet) -> None:
