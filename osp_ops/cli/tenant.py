@@ -302,7 +302,13 @@ def delete(
             subject="command",
         )
     spec = _load(c, slug)
-    settings = context(c).settings
+    ctx = context(c)
+    settings = ctx.settings
+    rec = ctx.tenants.get(slug)
+    if rec is not None and rec.phase is Phase.deleted and not ctx.operations.pending_for(slug):
+        # a rerun after the delete finished (its process killed before it said so)
+        console.print(f"{slug} is deleted already: {rec.reason}", markup=False, soft_wrap=True)
+        return
     if not yes:
         warning = recovery_warning(settings)
         until = expiry(datetime.now(UTC), settings.deleted_backup_days)

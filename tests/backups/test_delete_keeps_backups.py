@@ -121,6 +121,9 @@ def test_delete_without_final_backup_is_audited(tmp_path: Path, postgres: Postgr
     assert list_backups(ops.store_for(ctx), slug) == []
     [entry] = [e for e in ctx.audit.entries(tenant=slug) if "without-final" in e.action]
     assert entry.details["reason"] == "test city"
+    again = _cli(settings, "tenant", "delete", slug, "--yes")  # the same command, rerun
+    assert again.returncode == 0, again.stderr
+    assert f"{slug} is deleted already: backups kept until" in again.stdout
 
 
 def test_a_failed_final_backup_deletes_nothing(tmp_path: Path, postgres: PostgresServer) -> None:
