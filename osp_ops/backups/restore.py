@@ -122,7 +122,7 @@ def _restore_files(
     ) as (reader, result):
         try:
             with tarfile.open(fileobj=reader, mode="r|") as tar:
-                tar.extractall(target, filter="data")
+                _extract(tar, target)
         except tarfile.TarError as e:
             raise BackupError(f"{entry.name}: not a valid tar stream: {e}") from e
         _check(entry, result())
@@ -192,3 +192,33 @@ def restore_backup(
         files_restored=files is not None and (target_dir or files_command) is not None,
         seconds=time.monotonic() - t0,
     )
+
+
+def _extract(tar: tarfile.TarFile, target: Path) -> None:
+    """Extract a tar stream under ``target`` with the rules of tarfile's "data" filter.
+
+    Python 3.11.4 added the filter; Debian 12's python3 is 3.11.2 and has none, so
+    there each member is checked here: files, directories and links only, nothing
+    outside ``target`` (absolute paths, ``..``, links leaving it), no set-id bits.
+    """
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(target, filter="data")
+        return
+    root = target.resolve()
+    for member in tar:
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise BackupError(f"refusing tar member {member.name!r}: not a file or directory")
+        dest = (root / member.name).resolve()
+        if member.name.startswith("/") or not dest.is_relative_to(root):
+            raise BackupError(f"refusing tar member {member.name!r}: outside {target}")
+        if member.issym() or member.islnk():
+            base = dest.parent if member.issym() else root
+            if member.linkname.startswith("/") or not (
+                base / member.linkname
+            ).resolve().is_relative_to(root):
+                raise BackupError(f"refusing tar link {member.name!r}: it points outside {target}")
+        # As the filter does: no set-id or sticky bits, no group/other write, the
+        # extracting user's ownership (attributes are not applied, the mode is set here).
+        tar.extract(member, root, set_attrs=False)
+        if member.isfile() or member.isdir():
+            os.chmod(dest, (member.mode & 0o755) | (0o700 if member.isdir() else 0o600))
