@@ -677,6 +677,7 @@ def drill(sc: StepContext) -> str:
     info = find_backup(ctx, spec.slug, str(chosen) if chosen else None)
     access = access_for(ctx, spec)
     admin = access.database_admin(spec)
+    restore_staging.drop_drill_leftovers(ctx, spec, access)  # of drills killed midway
     tag = _random.token_hex(3)
     scratch = f"{access.database_name(spec)}_drill_{tag}"
     files_dir = f"media.drill-{tag}" if isinstance(access, FilesAccess) else None

@@ -80,3 +80,28 @@ def cancel_staging_ops(ctx: Context, spec: TenantSpec, dropped: Sequence[str]) -
             )
             cancelled.append(op.id)
     return cancelled
+
+
+def drop_drill_leftovers(ctx: Context, spec: TenantSpec, access: BackupAccess) -> list[str]:
+    """Drop what earlier drills killed midway left (a drill holds the tenant's lease:
+    no other drill of it runs); audited."""
+    db = access.database_name(spec)
+    admin = access.database_admin(spec)
+    names = [
+        n
+        for n in admin.list(f"{db}\\_drill\\_%")
+        if re.fullmatch(rf"{re.escape(db)}_drill_[0-9a-f]{{6}}", n)
+    ]
+    for name in names:
+        admin.drop(name)
+    if isinstance(access, FilesAccess):
+        for name in access.list_files(spec, "media.drill-*"):
+            if re.fullmatch(r"media\.drill-[0-9a-f]{6}", name):
+                access.drop_files(spec, name)
+                names.append(name)
+    for name in names:
+        ctx.audit.append(
+            actor=ctx.actor, action="backup.retired-dropped", tenant=spec.slug,
+            details={"retired": name, "reason": "left by a killed drill"},
+        )  # fmt: skip
+    return names

@@ -143,3 +143,14 @@ def test_other_parameters_are_refused_staging_dropped_superseded_retry_refused(
     assert retry.returncode == 4, retry.stdout + retry.stderr
     assert "superseded" in retry.stderr
     assert site.count() == 15  # the older backup was not put back
+
+
+def test_a_drill_clears_what_a_killed_drill_left(tmp_path: Path, postgres: PostgresServer) -> None:
+    site = Site(tmp_path, postgres)
+    site.backup(3)
+    left = f"{db_name_for(site.slug)}_drill_abc123"  # as a drill killed midway leaves it
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{left}"')
+    assert left in site.retired()  # tracked
+    site.ok("backup", "drill", site.slug)
+    assert site.retired() == []
