@@ -131,15 +131,6 @@ def ssh_hosts() -> Iterator[Callable[..., SshHosts]]:
             _remove(hosts.base)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist (``--dist loadgroup``), the tests of a module that uses services run
-    on one worker, in order: they share module fixtures (a host root, a tenant, a
-    cluster) and often build on each other. Unit tests spread freely."""
-    for item in items:
-        if item.get_closest_marker("unit") is None and item.module is not None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if START_TIMES:
         times = ", ".join(f"{k} {v:.1f}s" for k, v in START_TIMES.items())
