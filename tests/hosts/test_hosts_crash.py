@@ -63,7 +63,7 @@ BOUNDARIES = ("before-step", "after-step", "step-recorded")
 # how long after it starts. The orphaned ansible-playbook goes on with that task.
 DURING = {
     "provision": ("Initialize the PostgreSQL data directory.", 0.5),
-    "deploy": ("Install OpenSlides and its pins into the virtualenv.", 5.0),
+    "deploy": ("Install OpenSlides' pinned package set into the virtualenv.", 5.0),
     "bootstrap-admin": ("Ensure the first administrator has the generated password.", 0.0),
 }
 # Playbook tasks whose change is recorded once however often their step runs; and
@@ -75,7 +75,7 @@ ONCE = (
 )
 AT_MOST_ONCE = (
     "Initialize the PostgreSQL data directory.",
-    "Install OpenSlides and its pins into the virtualenv.",
+    "Install OpenSlides' pinned package set into the virtualenv.",
     "Ensure the first administrator has the generated password.",
 )
 
