@@ -403,7 +403,9 @@ def _nothing_created(h: Host, before: dict[str, Any]) -> None:
     assert (h.tenants / f"{OTHER}.yaml").exists() == before["spec_file"]
     listed = {t["slug"]: t["phase"] for t in h.json("tenant", "list")}
     assert listed.get(OTHER, "not created") == "not created", listed  # no tenant row
-    assert h.json("op", "list", "--tenant", OTHER) == []
+    # No tenant row, so no operation either: an unknown tenant is "not found" (exit 3).
+    r = h.run("op", "list", "--tenant", OTHER, "--json")
+    assert r.returncode == 3 and f"no tenant '{OTHER}'" in r.stderr, (r.stdout, r.stderr)
     assert _snapshot(h) == before["host"]
 
 
