@@ -21,13 +21,18 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from osp_ops.domain.errors import ConfigError, Problem, SpecError
 from osp_ops.domain.names import OWNED, Owned, reserved_problems
+from osp_ops.domain.spec import SLUG_MAX
 
 ENV_PREFIX = "OSP_OPS_"
+# The kernel's limit on a Unix socket path, and the longest socket the hosts platform
+# puts under host_root: a tenant's app socket with the longest slug.
+UNIX_SOCKET_MAX = 107
+LONGEST_SOCKET_SUFFIX = f"/srv/osp-ops/{'x' * SLUG_MAX}/run/app.sock"
 DEFAULT_CONFIG_FILE = Path("osp-ops.yaml")
 
 
@@ -87,6 +92,20 @@ class Settings(BaseSettings):
         None, description="Ansible inventory for the hosts platform; localhost if unset."
     )
     host_root: str = Field("/", description="Prefix of every path the hosts platform writes.")
+
+    @field_validator("host_root")
+    @classmethod
+    def _room_for_sockets(cls, value: str) -> str:
+        """Unix socket paths (supervisord's, each tenant's app) must fit in 107 bytes."""
+        longest = f"{value.rstrip('/')}{LONGEST_SOCKET_SUFFIX}"
+        if len(longest.encode()) > UNIX_SOCKET_MAX:
+            room = UNIX_SOCKET_MAX - len(LONGEST_SOCKET_SUFFIX)
+            raise ValueError(
+                f"too long for the Unix sockets under it: at most {room} characters, "
+                f"got {len(value.rstrip('/'))}"
+            )
+        return value
+
     http_port: int = Field(80, ge=1, le=65535, description="nginx HTTP port on hosts.")
     https_port: int = Field(443, ge=1, le=65535, description="nginx HTTPS port on hosts.")
     base_domain: str = Field("localhost", description="Default domain of new tenants' hosts.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -13,15 +12,15 @@ from osp_ops.domain.spec import validate_spec
 from osp_ops.platforms.hosts import HostsPlatform
 from osp_ops.settings import Settings
 from tests.fixtures.procs import free_port
-from tests.hosts.helpers import Recorder, make_secrets, stop_supervisord
+from tests.hosts.helpers import Recorder, make_secrets, new_host_base, stop_supervisord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
-def test_unpullable_image_fails_with_a_clear_message(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    root.mkdir()
-    settings = Settings(data_dir=tmp_path / "data", host_root=str(root),
+def test_unpullable_image_fails_with_a_clear_message() -> None:
+    base = new_host_base("osp-d-")  # short: supervisord's socket lives under it
+    root = base / "root"
+    settings = Settings(data_dir=base / "data", host_root=str(root),
                         http_port=free_port(), https_port=free_port())  # fmt: skip
     platform = HostsPlatform(settings=settings, catalog=default_catalog(),
                              local_vars={"osp_postgresql_port": free_port()})  # fmt: skip
@@ -43,3 +42,4 @@ def test_unpullable_image_fails_with_a_clear_message(tmp_path: Path) -> None:
         assert "localhost" in str(e.value)
     finally:
         stop_supervisord(root)
+        shutil.rmtree(base, ignore_errors=True)

@@ -403,9 +403,13 @@ def _nothing_created(h: Host, before: dict[str, Any]) -> None:
     assert (h.tenants / f"{OTHER}.yaml").exists() == before["spec_file"]
     listed = {t["slug"]: t["phase"] for t in h.json("tenant", "list")}
     assert listed.get(OTHER, "not created") == "not created", listed  # no tenant row
-    # No tenant row, so no operation either: an unknown tenant is "not found" (exit 3).
+    # No tenant row, so no operation either. A slug with neither a row nor a spec file
+    # is "not found" (exit 3); one whose spec file exists is known and has no operation.
     r = h.run("op", "list", "--tenant", OTHER, "--json")
-    assert r.returncode == 3 and f"no tenant '{OTHER}'" in r.stderr, (r.stdout, r.stderr)
+    if before["spec_file"]:
+        assert r.returncode == 0 and json.loads(r.stdout) == [], (r.stdout, r.stderr)
+    else:
+        assert r.returncode == 3 and f"no tenant '{OTHER}'" in r.stderr, (r.stdout, r.stderr)
     assert _snapshot(h) == before["host"]
 
 

@@ -140,3 +140,16 @@ def test_relative_paths_resolve_from_the_config_file(
     monkeypatch.delenv("OSP_OPS_TENANTS_DIR")
     monkeypatch.chdir(tmp_path)
     assert load_settings(None)[0].tenants_dir == tmp_path / "tenants"
+
+
+def test_a_host_root_too_long_for_unix_sockets_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # supervisord's socket and each tenant's app socket live under host_root; a path the
+    # kernel cannot bind would only fail later, inside a playbook.
+    monkeypatch.setenv("OSP_OPS_HOST_ROOT", "/tmp/" + "r" * 60)
+    with pytest.raises(SpecError, match="host_root") as exc:
+        load_settings(None)
+    assert "Unix sockets" in exc.value.problems[0].message
+    monkeypatch.setenv("OSP_OPS_HOST_ROOT", "/tmp/osp-k-ovzqh954/root")
+    assert load_settings(None)[0].host_root == "/tmp/osp-k-ovzqh954/root"
