@@ -75,6 +75,8 @@ class StepRow(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
+    # Structured result (JSON object) that later steps read instead of parsing output.
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class OperationLogRow(Base):
