@@ -10,8 +10,8 @@ from osp_ops.cli.common import context, queued, run_inline, slug_argument, verbo
 from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json
 from osp_ops.domain.display import plural
-from osp_ops.engine import rotation
 from osp_ops.engine.api import request
+from osp_ops.engine.kinds import rotation
 
 app = typer.Typer(help="Encrypted tenant secrets.", no_args_is_help=True)
 

@@ -12,7 +12,7 @@ from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.task_runs import print_task_runs, task_runs
 from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.engine.api import request_upgrade
-from osp_ops.engine.upgrade import UpgradePlan, plan
+from osp_ops.engine.kinds.upgrade import UpgradePlan, plan
 from osp_ops.engine.upgrade_plan import FleetPlan, plan_fleet
 from osp_ops.store.db import utcnow
 

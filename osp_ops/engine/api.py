@@ -21,8 +21,8 @@ from osp_ops.domain.spec import TenantSpec, dump_spec
 from osp_ops.engine import upgrade_tasks  # noqa: F401  (registers upgrade-tasks@<version>)
 from osp_ops.engine.context import Context
 from osp_ops.engine.interrupted import resumed
+from osp_ops.engine.kinds.upgrade import hops, upgrade_steps
 from osp_ops.engine.steps import KINDS, STEPS
-from osp_ops.engine.upgrade import hops, upgrade_steps
 from osp_ops.store.operations import OperationInfo
 
 # The phase a kind moves the tenant into first; checked before anything is recorded.

@@ -251,7 +251,7 @@ KINDS: dict[str, Kind] = {
             ),
             gates=frozenset({"final-backup"}),  # a failed final backup leaves the tenant
         ),
-        # Steps computed per request from the catalog path (see engine/upgrade.py).
+        # Steps computed per request from the catalog path (see engine/kinds/upgrade.py).
         Kind("upgrade", (), gates=frozenset({"backup-before-upgrade"})),
     )
 }

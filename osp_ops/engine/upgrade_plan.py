@@ -13,7 +13,7 @@ from typing import Any
 
 from osp_ops.domain.errors import CatalogError, SpecError
 from osp_ops.engine.context import Context
-from osp_ops.engine.upgrade import UpgradePlan, plan
+from osp_ops.engine.kinds.upgrade import UpgradePlan, plan
 
 
 @dataclass(frozen=True)

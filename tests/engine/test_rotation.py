@@ -13,9 +13,9 @@ import yaml
 
 from osp_ops.domain.errors import SpecError
 from osp_ops.domain.spec import TenantSpec, validate_spec
-from osp_ops.engine import rotation
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.context import Context, build_context
+from osp_ops.engine.kinds import rotation
 from osp_ops.engine.runner import run_operation
 from osp_ops.platforms.fake import FakePlatform
 from osp_ops.settings import Settings

@@ -106,8 +106,8 @@ def test_suspend_of_never_created_tenant_is_refused(ctx: Context) -> None:
 def test_a_failed_gate_leaves_the_tenant_as_it_was(ctx: Context) -> None:
     """A gate (the backup before an upgrade) that fails first leaves the phase alone;
     a failure after any other step still marks the tenant failed."""
+    from osp_ops.engine.kinds.upgrade import upgrade_steps
     from osp_ops.engine.steps import Kind, StepContext, register
-    from osp_ops.engine.upgrade import upgrade_steps
 
     assert upgrade_steps(("0.28.4",), backup_first=True)[:2] == (
         "backup-before-upgrade",

@@ -1,0 +1,1 @@
+"""Operation kinds: one module per kind family, loaded by the kind registry."""
