@@ -188,3 +188,50 @@ class TaskRunRow(Base):
     output: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class PortalRequestRow(Base):
+    """A request made on the self-service portal, from the form to a ready instance.
+
+    ``data`` holds the form (personal data included) until the request expires or is
+    rejected; tokens are kept only as SHA-256 hashes."""
+
+    __tablename__ = "requests"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    slug: Mapped[str] = mapped_column(String(63), index=True)
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]]
+    consent_version: Mapped[str] = mapped_column(String(40))
+    confirm_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    access_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    operation_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class PortalAdminRow(Base):
+    """An ops-team account of the portal's admin pages (argon2 password hash)."""
+
+    __tablename__ = "portal_admins"
+    username: Mapped[str] = mapped_column(String(60), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class PortalSessionRow(Base):
+    """A signed-in admin's session; the cookie holds the token, this row its hash."""
+
+    __tablename__ = "portal_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(
+        ForeignKey("portal_admins.username", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
