@@ -13,22 +13,17 @@ import yaml
 
 from osp_ops.domain.errors import SpecError
 from osp_ops.domain.spec import TenantSpec, validate_spec
-from osp_ops.engine.api import request, request_converge
+from osp_ops.engine.api import request
 from osp_ops.engine.context import Context, build_context
 from osp_ops.engine.kinds import rotation
 from osp_ops.engine.runner import run_operation
 from osp_ops.platforms.fake import FakePlatform
 from osp_ops.settings import Settings
+from tests.factories import converge, fake_context, spec_data
 
 pytestmark = pytest.mark.unit
 
-SPEC = {
-    "slug": "lyon",
-    "name": "Lyon",
-    "app": {"name": "decidim", "version": "0.27.7"},
-    "hosts": {"primary": "lyon.example.org"},
-    "admin": {"name": "Admin", "email": "admin@lyon.example.org"},
-}
+SPEC = spec_data("lyon")
 
 
 def _settings(tmp_path: Path) -> Settings:
@@ -39,15 +34,12 @@ def _settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
-    fake = FakePlatform()
-    return build_context(_settings(tmp_path), actor="test", platform_factory=lambda _s: fake)
+    return fake_context(tmp_path)
 
 
 def _create(ctx: Context) -> TenantSpec:
     spec = validate_spec(SPEC)
-    ctx.specs.write(spec)
-    op, _ = request_converge(ctx, spec)
-    run_operation(ctx, op.id)
+    converge(ctx, spec)
     return spec
 
 

@@ -8,41 +8,27 @@ import pytest
 
 from osp_ops.domain.errors import CatalogError, PlatformError
 from osp_ops.domain.phases import Phase
-from osp_ops.domain.spec import TenantSpec, validate_spec
+from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine.api import request, request_converge
-from osp_ops.engine.context import Context, build_context
+from osp_ops.engine.context import Context
 from osp_ops.engine.runner import run_operation
 from osp_ops.platforms.fake import FakePlatform
-from osp_ops.settings import Settings
+from tests.factories import converge, fake_context, make_spec
 
 pytestmark = pytest.mark.unit
 
 
 def _spec(version: str) -> TenantSpec:
-    return validate_spec(
-        {
-            "slug": "lyon",
-            "name": "Lyon",
-            "app": {"name": "decidim", "version": version},
-            "hosts": {"primary": "lyon.example.org"},
-            "admin": {"name": "Admin", "email": "admin@lyon.example.org"},
-        }
-    )
+    return make_spec("lyon", version=version)
 
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
-    settings = Settings(
-        data_dir=tmp_path / "data", tenants_dir=tmp_path / "tenants", retry_base_delay=0
-    )
-    fake = FakePlatform()
-    return build_context(settings, actor="test", platform_factory=lambda _spec: fake)
+    return fake_context(tmp_path)
 
 
 def _converge(ctx: Context, spec: TenantSpec) -> str:
-    ctx.specs.write(spec)
-    op, _ = request_converge(ctx, spec)
-    return run_operation(ctx, op.id).kind
+    return converge(ctx, spec).kind
 
 
 def test_upgrade_passes_through_every_allowed_version(ctx: Context) -> None:

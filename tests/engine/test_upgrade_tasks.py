@@ -12,14 +12,14 @@ import pytest
 from osp_ops.domain.catalog import default_catalog
 from osp_ops.domain.errors import PlatformError
 from osp_ops.domain.phases import Phase
-from osp_ops.domain.spec import TenantSpec, validate_spec
+from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine.api import request_converge
-from osp_ops.engine.context import Context, build_context
+from osp_ops.engine.context import Context
 from osp_ops.engine.runner import run_operation
 from osp_ops.engine.upgrade_tasks import task_name
 from osp_ops.platforms.fake import FakePlatform
-from osp_ops.settings import Settings
 from osp_ops.store.task_runs import TaskRuns
+from tests.factories import fake_context, make_spec
 
 pytestmark = pytest.mark.unit
 
@@ -27,15 +27,7 @@ TASKS_028 = default_catalog().app("decidim").hop_tasks("0.27.7", "0.28.4")
 
 
 def _spec(version: str) -> TenantSpec:
-    return validate_spec(
-        {
-            "slug": "lyon",
-            "name": "Lyon",
-            "app": {"name": "decidim", "version": version},
-            "hosts": {"primary": "lyon.example.org"},
-            "admin": {"name": "Admin", "email": "admin@lyon.example.org"},
-        }
-    )
+    return make_spec("lyon", version=version)
 
 
 @pytest.fixture
@@ -45,10 +37,7 @@ def fake() -> FakePlatform:
 
 @pytest.fixture
 def ctx(tmp_path: Path, fake: FakePlatform) -> Context:
-    settings = Settings(
-        data_dir=tmp_path / "data", tenants_dir=tmp_path / "tenants", retry_base_delay=0
-    )
-    return build_context(settings, actor="test", platform_factory=lambda _spec: fake)
+    return fake_context(tmp_path, platform=fake)
 
 
 def _request(ctx: Context, version: str) -> str:

@@ -8,25 +8,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from osp_ops.engine.context import Context, build_context
+from osp_ops.engine.context import Context
 from osp_ops.engine.worker import run_worker
-from osp_ops.platforms.fake import FakePlatform
-from osp_ops.settings import Settings
 from osp_ops.web.app import create_app
+from tests.factories import fake_context
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        tenants_dir=tmp_path / "tenants",
-        base_domain="participer.example.org",
-        retry_base_delay=0,
-    )
-    fake = FakePlatform()
-    return build_context(settings, actor="test", platform_factory=lambda _s: fake)
+    return fake_context(tmp_path, base_domain="participer.example.org")
 
 
 @pytest.fixture
