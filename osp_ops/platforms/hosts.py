@@ -19,7 +19,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,15 @@ import ansible_runner
 import httpx
 import yaml
 
-from osp_ops.domain.catalog import App, AppKind, Catalog, bootstrap_lock_text, lock_text
+from osp_ops.apps.loader import AppRegistry, default_apps
+from osp_ops.domain.catalog import Catalog
 from osp_ops.domain.errors import ConfigError, PlatformError
 from osp_ops.domain.names import ownership_mark, tenant_names
 from osp_ops.domain.spec import HostsPlatform as HostsPlacement
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms import tls
 from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult
+from osp_ops.platforms.data import BackupAccess
 from osp_ops.procinfo import start_time
 from osp_ops.settings import Settings, TlsMode
 
@@ -100,6 +102,7 @@ class HostsPlatform:
         keep_runs: int = 20,
         local_vars: Mapping[str, Any] | None = None,
         ansible_settings: Mapping[str, str] | None = None,
+        apps: AppRegistry | None = None,
     ) -> None:
         """``local_vars``: extra host variables of the generated localhost inventory
         (e.g. ``osp_postgresql_port``), used when ``settings.inventory`` is unset.
@@ -107,9 +110,13 @@ class HostsPlatform:
         ``ansible_settings``: Ansible configuration as ``ANSIBLE_*`` environment
         variables, over osp-ops' own (pipelining on; Ansible's default ``ssh_args`` keep
         ControlPersist=60s). E.g. ``{"ANSIBLE_PIPELINING": "0"}``, or
-        ``{"ANSIBLE_SSH_ARGS": "-C -o ControlMaster=no"}`` for no ControlPersist."""
+        ``{"ANSIBLE_SSH_ARGS": "-C -o ControlMaster=no"}`` for no ControlPersist.
+
+        ``apps``: the app profiles (the installed ones by default); ``catalog`` still
+        decides which versions exist."""
         self.settings = settings
         self.catalog = catalog
+        self.apps = apps or default_apps()
         self.playbooks_dir = playbooks_dir or default_playbooks_dir()
         self.keep_runs = keep_runs
         self.local_vars = dict(local_vars or {})
@@ -185,7 +192,7 @@ class HostsPlatform:
 
     def health(self, *, spec: TenantSpec) -> Health:
         """GET the app's health path through nginx with the tenant's host name."""
-        app = self.catalog.app(spec.app.name)
+        app = self.apps.profile(spec.app.name)
         scheme = "http" if self.settings.tls_mode is TlsMode.none else "https"
         address, port = self._endpoint(spec, scheme)
         default_port = 80 if scheme == "http" else 443
@@ -206,7 +213,7 @@ class HostsPlatform:
         version = None
         if r.status_code == 200:
             checks["app"] = "ok"
-            version = self._version(r)
+            version = _version(app.version_from, r)
         elif r.status_code == 503:
             checks["app"] = "maintenance page (suspended)"
         elif r.status_code in (502, 504):
@@ -252,6 +259,16 @@ class HostsPlatform:
             hostvars.get(port_var, default)
         )
 
+    def backup_access(self, spec: TenantSpec) -> BackupAccess:
+        """Where the tenant's data is on its host (capability ``DataAccess``)."""
+        from osp_ops.platforms.hosts_data import HostsBackupAccess
+
+        return HostsBackupAccess.for_platform(self, self.settings)
+
+    def hostvars(self, target: str) -> dict[str, Any]:
+        """The inventory variables of host ``target``."""
+        return self._hostvars(target)
+
     def _hostvars(self, target: str) -> dict[str, Any]:
         # ansible-inventory of this Python, as for the playbooks (_path): the runner's
         # get_inventory looks it up on the caller's PATH, which need not hold the venv.
@@ -273,17 +290,6 @@ class HostsPlatform:
             raise PlatformError(f"inventory {self.settings.inventory} has no host {target!r}")
         return {"_name": names[0], **meta.get(names[0], {})}
 
-    @staticmethod
-    def _version(r: httpx.Response) -> str | None:
-        try:
-            data = r.json()
-        except ValueError:
-            return None
-        if isinstance(data, dict):
-            v = data.get("openslides_version") or data.get("version")
-            return str(v) if v else None
-        return None
-
     # -- Runs ----------------------------------------------------------------------
 
     @staticmethod
@@ -294,8 +300,7 @@ class HostsPlatform:
         self, spec: TenantSpec, version: str, secrets: Mapping[str, str]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(public, secret) extra variables of a run."""
-        app = self.catalog.app(spec.app.name)
-        entry = app.version(version)
+        self.catalog.app(spec.app.name).version(version)  # CatalogError for an unknown one
         first, last = _split_name(spec.admin.name)
         public: dict[str, Any] = {
             "osp_target": _target(spec),
@@ -317,7 +322,7 @@ class HostsPlatform:
                 "admin_last_name": last,
                 "admin_email": str(spec.admin.email),
             },
-            "osp_app": _app_vars(app, spec.app.name, version, entry.tag),
+            "osp_app": self.apps.profile(spec.app.name).hosts_vars(version),
         }
         secret: dict[str, Any] = {"osp_secrets": dict(secrets)}
         if self.settings.tls_mode is TlsMode.local_ca:
@@ -431,20 +436,12 @@ def _path() -> str:
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
-def _app_vars(app: App, name: str, version: str, tag: str | None) -> dict[str, Any]:
-    python = app.kind is AppKind.python
-    return {
-        "name": name,
-        "kind": app.kind.value,
-        "version": version,
-        # The complete pinned set with hashes, and what the virtualenv gets before it.
-        "requirements": lock_text(name, version) if python else "",
-        "bootstrap_requirements": bootstrap_lock_text() if python else "",
-        "image": app.image or "",
-        "tag": tag or "",
-        "health_path": app.health_path,
-        "login_path": app.login_path,
-    }
+def _version(version_from: Callable[[Any], str | None], r: httpx.Response) -> str | None:
+    """The version the health answer carries, read by the app's profile."""
+    try:
+        return version_from(r.json())
+    except ValueError:
+        return None
 
 
 def _record(

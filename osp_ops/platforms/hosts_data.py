@@ -1,11 +1,13 @@
 """Where a hosts tenant's data is, and the commands that reach it on its host.
 
-The layout comes from the playbooks (roles ``osp``, ``postgresql_server``,
-``app_openslides``): the tenant database ``osp_<slug>`` lives in the osp-ops PostgreSQL
+The layout comes from the playbooks (roles ``osp``, ``postgresql_server``) and the
+app's profile: the tenant database ``osp_<slug>`` lives in the osp-ops PostgreSQL
 cluster of the host (socket directory ``<host root>/run/osp-ops/postgresql``, port
-``osp_postgresql_port``), the uploaded files under ``<srv dir>/<slug>/data/media``
-(``<srv dir>`` = ``<host root>/srv/osp-ops``), owned by the tenant's own Unix user
-(``tenant_names(slug).unix_user``, after the host's ``osp_unix_user_prefix``).
+``osp_postgresql_port``), the uploaded files in the profile's ``hosts_files`` path under
+the tenant's directory ``<srv dir>/<directory>`` (``<srv dir>`` =
+``<host root>/srv/osp-ops``): ``data/media`` for OpenSlides, owned by the tenant's own
+Unix user (``tenant_names(slug).unix_user``, after the host's ``osp_unix_user_prefix``),
+``storage`` for Decidim, root's (its container writes them).
 
 Every command starts ON the host: for ``ansible_connection=local`` directly
 (``runuser -u postgres -- pg_dump ...``); for SSH hosts behind
@@ -13,9 +15,10 @@ Every command starts ON the host: for ``ansible_connection=local`` directly
 authentication over the socket as ``postgres``), so none is ever on argv.
 
 Restores go the other way through the same prefix: ``pg_restore`` as ``postgres`` on
-the host reads the archive on stdin; files are extracted by ``tar`` as the tenant's user
-into a directory beside the live one (so they are its files, whatever the archive says),
-then switched by two renames, also as that user.
+the host reads the archive on stdin; files are extracted by ``tar`` as their owner (the
+tenant's user, so they are its files whatever the archive says) into a directory beside
+the live one (``media.restore-<ts>``, the engine's name), then switched by two renames,
+also as that owner.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from osp_ops.apps.base import HostsFiles
+from osp_ops.apps.loader import AppRegistry, default_apps
 from osp_ops.domain.errors import PlatformError
 from osp_ops.domain.names import db_name_for, tenant_names
 from osp_ops.domain.spec import HostsPlatform as HostsPlacement
@@ -34,11 +39,12 @@ from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.data import Command, DatabaseAdmin, PsqlAdmin
 from osp_ops.settings import Settings
 
-# Directories beside the live media directory that restores and drills may create.
+# Directories beside the live files directory that restores and drills may create.
 _BESIDE = re.compile(r"^media\.[a-z]+-[a-z0-9]{1,32}$")
+# In directory $1: $2 (new) becomes $4 (the live files), the live one $3 (retired).
 _SWITCH = (
-    'cd "$1" && if [ -d "$2" ]; then if [ -e media ]; then mv -T media "$3"; fi;'
-    ' mv -T "$2" media; elif [ ! -d media ]; then echo "neither $2 nor media exist" >&2;'
+    'cd "$1" && if [ -d "$2" ]; then if [ -e "$4" ]; then mv -T "$4" "$3"; fi;'
+    ' mv -T "$2" "$4"; elif [ ! -d "$4" ]; then echo "neither $2 nor $4 exist" >&2;'
     " exit 1; fi"
 )
 _EXTRACT = 'rm -rf -- "$1" && mkdir -m 0750 -- "$1" && exec tar -C "$1" -xf -'
@@ -83,17 +89,26 @@ class HostLayout:
         prefix = str(self.hostvars.get("osp_unix_user_prefix", ""))
         return prefix + tenant_names(slug).unix_user
 
-    def data_dir(self, slug: str) -> str:
-        """The tenant app's data directory (holds ``media``)."""
-        return f"{self.srv_dir}/{tenant_names(slug).directory}/data"
+    def tenant_dir(self, slug: str) -> str:
+        """The tenant's directory (settings, files ... as its app role lays them out)."""
+        return f"{self.srv_dir}/{tenant_names(slug).directory}"
 
-    def media_dir(self, slug: str) -> str:
+    def files_parent(self, slug: str, files: HostsFiles) -> str:
+        """The directory holding the live files directory and its staged copies."""
+        parent = files.parent
+        return f"{self.tenant_dir(slug)}/{parent}" if parent else self.tenant_dir(slug)
+
+    def files_dir(self, slug: str, files: HostsFiles) -> str:
         """The tenant's uploaded files."""
-        return f"{self.data_dir(slug)}/media"
+        return f"{self.tenant_dir(slug)}/{files.path}"
 
     def as_app_user(self, slug: str, argv: Sequence[str]) -> tuple[str, ...]:
         """``argv`` run as tenant ``slug``'s Unix user."""
         return ("runuser", "-u", self.app_user(slug), "--", *argv)
+
+    def as_files_owner(self, slug: str, files: HostsFiles, argv: Sequence[str]) -> tuple[str, ...]:
+        """``argv`` run as the owner of the tenant's files (its user, else as is)."""
+        return self.as_app_user(slug, argv) if files.app_user else tuple(argv)
 
     def prefix(self) -> tuple[str, ...]:
         """How to start a command on the host: nothing locally, else ssh."""
@@ -132,10 +147,14 @@ class HostLayout:
 class HostsBackupAccess:
     """``BackupAccess`` of hosts tenants (inventory variables from the hosts platform)."""
 
-    def __init__(self, hostvars_of: Any, settings: Settings) -> None:
-        """``hostvars_of(spec)`` gives the inventory variables of the tenant's host."""
+    def __init__(
+        self, hostvars_of: Any, settings: Settings, apps: AppRegistry | None = None
+    ) -> None:
+        """``hostvars_of(spec)`` gives the inventory variables of the tenant's host;
+        ``apps`` the profiles that say where each app keeps its files."""
         self._hostvars_of = hostvars_of
         self.settings = settings
+        self.apps = apps or default_apps()
 
     @classmethod
     def for_platform(cls, platform: Any, settings: Settings) -> HostsBackupAccess:
@@ -150,13 +169,27 @@ class HostsBackupAccess:
                 }
             if not isinstance(spec.platform, HostsPlacement):
                 raise PlatformError(f"tenant {spec.slug!r} does not run on hosts")
-            return dict(platform._hostvars(spec.platform.target))
+            return dict(platform.hostvars(spec.platform.target))
 
-        return cls(hostvars, settings)
+        return cls(hostvars, settings, getattr(platform, "apps", None))
 
     def layout(self, spec: TenantSpec) -> HostLayout:
         """The tenant host's layout."""
         return HostLayout(self._hostvars_of(spec), host_root=self.settings.host_root)
+
+    def files(self, spec: TenantSpec) -> HostsFiles | None:
+        """Where the tenant's app keeps its uploaded files (its profile)."""
+        return self.apps.profile(spec.app.name).hosts_files
+
+    def _files(self, spec: TenantSpec) -> HostsFiles:
+        files = self.files(spec)
+        if files is None:
+            raise PlatformError(f"{spec.app.name} keeps no files on the host of {spec.slug!r}")
+        return files
+
+    def files_dir(self, spec: TenantSpec) -> str:
+        """The tenant's live files directory on its host."""
+        return self.layout(spec).files_dir(spec.slug, self._files(spec))
 
     def database_name(self, spec: TenantSpec) -> str:
         """``osp_<slug>``."""
@@ -173,9 +206,13 @@ class HostsBackupAccess:
         return Command(layout.on_host(argv))
 
     def files_command(self, spec: TenantSpec) -> Command | None:
-        """tar of the media directory on the host."""
+        """tar of the app's files directory on the host (None: the app keeps none)."""
+        files = self.files(spec)
+        if files is None:
+            return None
         layout = self.layout(spec)
-        return Command(layout.on_host(["tar", "-C", layout.media_dir(spec.slug), "-cf", "-", "."]))
+        directory = layout.files_dir(spec.slug, files)
+        return Command(layout.on_host(["tar", "-C", directory, "-cf", "-", "."]))
 
     def database_admin(self, spec: TenantSpec) -> DatabaseAdmin:
         """psql and pg_restore as postgres on the host."""
@@ -191,30 +228,34 @@ class HostsBackupAccess:
     # -- FilesAccess -----------------------------------------------------------------
 
     def files_restore_command(self, spec: TenantSpec, name: str) -> Command:
-        """tar -x as the tenant's user into ``<data>/<name>`` (emptied first)."""
-        layout = self.layout(spec)
-        target = f"{layout.data_dir(spec.slug)}/{_beside(name)}"
-        return Command(
-            layout.on_host(layout.as_app_user(spec.slug, ["sh", "-c", _EXTRACT, "sh", target]))
-        )
+        """tar -x as the files' owner into ``<parent>/<name>`` (emptied first)."""
+        layout, files = self.layout(spec), self._files(spec)
+        target = f"{layout.files_parent(spec.slug, files)}/{_beside(name)}"
+        argv = layout.as_files_owner(spec.slug, files, ["sh", "-c", _EXTRACT, "sh", target])
+        return Command(layout.on_host(argv))
 
     def switch_files(self, spec: TenantSpec, *, new: str, retired: str) -> None:
-        """Two renames as the tenant's user; a rerun after the switch does nothing."""
-        layout = self.layout(spec)
-        argv = ["sh", "-c", _SWITCH, "sh", layout.data_dir(spec.slug), _beside(new)]
-        self._run(layout, layout.as_app_user(spec.slug, [*argv, _beside(retired)]))
+        """Two renames as the files' owner; a rerun after the switch does nothing."""
+        layout, files = self.layout(spec), self._files(spec)
+        parent = layout.files_parent(spec.slug, files)
+        argv = ["sh", "-c", _SWITCH, "sh", parent, _beside(new), _beside(retired), files.name]
+        self._run(layout, layout.as_files_owner(spec.slug, files, argv))
 
     def list_files(self, spec: TenantSpec, pattern: str) -> list[str]:
-        """Names beside ``media`` matching ``pattern`` (e.g. ``media.old-*``)."""
-        layout = self.layout(spec)
-        argv = ["find", layout.data_dir(spec.slug), "-mindepth", "1", "-maxdepth", "1"]
+        """Names beside the live files matching ``pattern`` (e.g. ``media.old-*``)."""
+        layout, files = self.layout(spec), self.files(spec)
+        if files is None:
+            return []
+        parent = layout.files_parent(spec.slug, files)
+        argv = ["find", parent, "-mindepth", "1", "-maxdepth", "1"]
         out = self._run(layout, [*argv, "-type", "d", "-name", pattern, "-printf", "%f\\n"])
         return sorted(line for line in out.splitlines() if _BESIDE.match(line))
 
     def drop_files(self, spec: TenantSpec, name: str) -> None:
-        """rm -rf of one directory beside ``media``."""
-        layout = self.layout(spec)
-        self._run(layout, ["rm", "-rf", "--", f"{layout.data_dir(spec.slug)}/{_beside(name)}"])
+        """rm -rf of one directory beside the live files."""
+        layout, files = self.layout(spec), self._files(spec)
+        target = f"{layout.files_parent(spec.slug, files)}/{_beside(name)}"
+        self._run(layout, ["rm", "-rf", "--", target])
 
     @staticmethod
     def _run(layout: HostLayout, argv: Sequence[str], timeout: float = 600.0) -> str:

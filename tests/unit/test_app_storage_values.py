@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from osp_ops.apps.charts import helm_values
 from osp_ops.domain.catalog import default_catalog
-from osp_ops.render.helm_values import helm_values
 from osp_ops.settings import Settings
 from tests.k8s.conftest import tenant_spec
 
