@@ -98,7 +98,6 @@ class AppProfile:
         requirements, bootstrap = self.requirements(version)
         return {
             "name": self.name,
-            "role": self.role,
             "kind": self.app.kind.value,
             "version": version,
             # The complete pinned set with hashes, and what the virtualenv gets before it.
@@ -108,7 +107,6 @@ class AppProfile:
             "tag": entry.tag or "",
             "health_path": self.app.health_path,
             "login_path": self.app.login_path,
-            "files_path": files.path if (files := self.hosts_files) else "",
         }
 
     @property
