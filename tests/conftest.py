@@ -11,6 +11,10 @@ Fixtures:
   ``root``), ``inventory`` (YAML path), ``inventory_dict()``, ``private_key``.
 
 A service that cannot start (binary missing, ...) FAILS the test that asked for it.
+
+Markers follow from these fixtures (tests/fixtures/markers.py): a test that uses
+``kube`` is ``k8s``, ``ssh_hosts`` ``e2e``, ``postgres`` or ``s3`` ``integration``, even
+through other fixtures; a test marked ``unit`` that uses one of them fails.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.fixtures.kube import KubeCluster  # noqa: E402
+from tests.fixtures.markers import (  # noqa: E402, F401 (hooks: markers follow the fixtures)
+    _markers_match_services,
+    pytest_collection_modifyitems,
+    pytest_runtest_setup,
+)
 from tests.fixtures.minio import MinioServer  # noqa: E402
 from tests.fixtures.postgres import PostgresServer  # noqa: E402
 from tests.fixtures.procs import ServiceError  # noqa: E402

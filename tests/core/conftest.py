@@ -10,7 +10,9 @@ import pytest
 from osp_ops.store.db import Database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The PostgreSQL case asks for ``postgres`` at run time: marked here, as the fixture
+# would mark it (tests/fixtures/markers.py).
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty state DB: a SQLite file, or a new database on the test cluster."""
     if request.param == "sqlite":
