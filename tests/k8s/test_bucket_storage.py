@@ -26,9 +26,10 @@ from osp_ops.engine.context import Context, build_context
 from osp_ops.engine.runner import run_operation
 from osp_ops.platforms.kubernetes import KubernetesPlatform
 from osp_ops.settings import Settings
+from tests.factories import kube_spec
+from tests.fixtures.k8s_operator import admin
 from tests.fixtures.kube import KubeCluster
 from tests.fixtures.minio import MinioServer
-from tests.k8s.conftest import admin, tenant_spec
 
 pytestmark = pytest.mark.k8s
 
@@ -64,7 +65,7 @@ def test_tenant_bucket_create_backup_restore_delete(
     kube: KubeCluster, s3: MinioServer, bucket_ctx: Context
 ) -> None:
     ctx, slug = bucket_ctx, "angers"
-    spec = tenant_spec(slug)
+    spec = kube_spec(slug)
     _run(ctx, "create", spec)
     store = app_storage.tenant_store(ctx.settings, spec)
     bucket = store.bucket

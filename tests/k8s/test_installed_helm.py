@@ -15,7 +15,8 @@ import yaml
 
 from osp_ops.engine.context import build_context
 from osp_ops.settings import Settings
-from tests.k8s.conftest import OVERLAY, tenant_spec
+from tests.factories import kube_spec
+from tests.fixtures.k8s_operator import OVERLAY
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ def test_tenant_render_uses_the_installed_helm(tmp_path: Path) -> None:
     ctx = build_context(
         Settings(data_dir=tmp_path / "data", tenants_dir=tmp_path / "tenants"), actor="test"
     )
-    ctx.specs.write(tenant_spec("lyon"))
+    ctx.specs.write(kube_spec("lyon"))
     (tmp_path / "data" / "kubernetes-values.yaml").write_text(yaml.safe_dump(OVERLAY))
     xdg = tmp_path / "xdg"
     env = product_env(xdg)

@@ -29,9 +29,10 @@ from osp_ops.platforms.base import null_reporter
 from osp_ops.platforms.kubernetes import ApiError, Kube, KubernetesPlatform
 from osp_ops.render.manifests import HASH_ANNOTATION, NAMESPACED_KINDS
 from osp_ops.settings import Settings
+from tests.factories import kube_spec
+from tests.fixtures.k8s_operator import OVERLAY, admin, make_volume
 from tests.fixtures.kube import KubeCluster
 from tests.fixtures.postgres import PostgresServer
-from tests.k8s.conftest import OVERLAY, admin, make_volume, tenant_spec
 
 pytestmark = pytest.mark.k8s
 
@@ -66,7 +67,7 @@ def get(kube: KubeCluster, path: str) -> Any:
 def test_create_lyon_then_noop_apply(
     kube: KubeCluster, run: Callable[..., Any], platform: KubernetesPlatform, ctx: Any
 ) -> None:
-    spec = tenant_spec("lyon")
+    spec = kube_spec("lyon")
     make_volume(kube, "lyon")
     op = run("create", spec)
     assert op.status == "succeeded", op.error
@@ -161,7 +162,7 @@ def apiserver_writes(kube: KubeCluster) -> dict[str, float]:
 def test_plan_change_feature_removal_and_immutable_fields(
     kube: KubeCluster, platform: KubernetesPlatform, settings: Settings
 ) -> None:
-    spec = tenant_spec("grenoble")
+    spec = kube_spec("grenoble")
     make_volume(kube, "grenoble")
     platform.provision(spec=spec, secrets=SECRETS, reporter=null_reporter)
     platform.deploy(spec=spec, version="0.28.4", secrets=SECRETS, reporter=null_reporter)
@@ -295,7 +296,7 @@ def wait_gone(k: Kube, path: str) -> None:
 def test_suspend_resume_and_secret_rotation(
     kube: KubeCluster, platform: KubernetesPlatform, postgres: PostgresServer
 ) -> None:
-    spec = tenant_spec("nantes")
+    spec = kube_spec("nantes")
     make_volume(kube, "nantes")
     platform.provision(spec=spec, secrets=SECRETS, reporter=null_reporter)
     platform.deploy(spec=spec, version="0.28.4", secrets=SECRETS, reporter=null_reporter)
@@ -332,7 +333,7 @@ def test_suspend_resume_and_secret_rotation(
 def test_cross_tenant_isolation(
     kube: KubeCluster, platform: KubernetesPlatform, postgres: PostgresServer
 ) -> None:
-    a, b = tenant_spec("isola"), tenant_spec("isolb")
+    a, b = kube_spec("isola"), kube_spec("isolb")
     secrets_b = {**SECRETS, "db_password": "pw-b"}
     for spec, secrets in ((a, SECRETS), (b, secrets_b)):
         make_volume(kube, spec.slug)
@@ -367,10 +368,10 @@ def test_bad_input_fails_before_anything_is_applied(
     kube: KubeCluster, platform: KubernetesPlatform, settings: Settings
 ) -> None:
     with pytest.raises(SpecError, match=r"app\.version"):
-        tenant_spec("badver", app={"name": "decidim", "version": "9.9.9"})
+        kube_spec("badver", app={"name": "decidim", "version": "9.9.9"})
     with pytest.raises(SpecError, match="host name"):
-        tenant_spec("badhost", hosts={"primary": "not a host"})
-    spec = tenant_spec("tight")
+        kube_spec("badhost", hosts={"primary": "not a host"})
+    spec = kube_spec("tight")
     with pytest.raises(CatalogError):
         platform.deploy(spec=spec, version="9.9.9", secrets=SECRETS, reporter=null_reporter)
 
@@ -394,14 +395,14 @@ def test_bad_input_fails_before_anything_is_applied(
     )
     with pytest.raises(PlatformError, match="helm binary '/nonexistent/helm' not found"):
         missing.deploy(
-            spec=tenant_spec("nohelm"), version="0.28.4", secrets=SECRETS, reporter=null_reporter
+            spec=kube_spec("nohelm"), version="0.28.4", secrets=SECRETS, reporter=null_reporter
         )
 
 
 def test_destroy_removes_namespace_and_database(
     kube: KubeCluster, platform: KubernetesPlatform, postgres: PostgresServer
 ) -> None:
-    spec = tenant_spec("brest")
+    spec = kube_spec("brest")
     make_volume(kube, "brest")
     platform.provision(spec=spec, secrets=SECRETS, reporter=null_reporter)
     platform.deploy(spec=spec, version="0.28.4", secrets=SECRETS, reporter=null_reporter)

@@ -13,9 +13,10 @@ from osp_ops.domain.errors import PlatformError
 from osp_ops.domain.names import db_name_for
 from osp_ops.platforms.base import null_reporter
 from osp_ops.platforms.kubernetes import KubernetesPlatform
+from tests.factories import kube_spec
+from tests.fixtures.k8s_operator import admin
 from tests.fixtures.kube import KubeCluster
 from tests.fixtures.postgres import PostgresServer
-from tests.k8s.conftest import admin, tenant_spec
 
 pytestmark = pytest.mark.k8s
 
@@ -42,7 +43,7 @@ def test_a_namespace_osp_ops_did_not_create_is_neither_adopted_nor_deleted(
         force=True,
     )  # fmt: skip
     before = _namespace(kube, "osp-ghent")["metadata"]
-    spec = tenant_spec("ghent")
+    spec = kube_spec("ghent")
     with pytest.raises(PlatformError, match="refusing to adopt it"):
         platform.provision(spec=spec, secrets=SECRETS, reporter=null_reporter, tenant_id="id-g")
     with pytest.raises(PlatformError, match="not deleting it"):
@@ -60,7 +61,7 @@ def test_a_namespace_osp_ops_did_not_create_is_neither_adopted_nor_deleted(
 def test_the_namespace_of_another_tenant_id_is_refused(
     kube: KubeCluster, platform: KubernetesPlatform, postgres: PostgresServer
 ) -> None:
-    spec = tenant_spec("ypres")
+    spec = kube_spec("ypres")
     platform.provision(spec=spec, secrets=SECRETS, reporter=null_reporter, tenant_id="id-1")
     meta = _namespace(kube, "osp-ypres")["metadata"]
     assert meta["annotations"]["osp-ops.io/owner"] == "osp-ops tenant ypres id-1"

@@ -15,7 +15,8 @@ from osp_ops.cli.render import render
 from osp_ops.engine.context import build_context
 from osp_ops.render import manifests as mf
 from osp_ops.settings import Settings
-from tests.k8s.conftest import OVERLAY, helm_binary, tenant_spec
+from tests.factories import kube_spec
+from tests.fixtures.k8s_operator import OVERLAY, helm_binary
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ def test_render_writes_manifests_without_secret_values(tmp_path: Path) -> None:
     )
     ctx = build_context(settings, actor="test")
     (settings.data_dir / "kubernetes-values.yaml").write_text(yaml.safe_dump(OVERLAY))
-    spec = tenant_spec("lyon")
+    spec = kube_spec("lyon")
     ctx.specs.write(spec)
     ctx.secrets.ensure("lyon", "db_password", lambda: "very-secret-db-pw")
     ctx.secrets.ensure("lyon", "secret_key", lambda: "very-secret-key-base")

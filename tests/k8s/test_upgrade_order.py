@@ -13,8 +13,9 @@ import pytest
 from osp_ops.platforms.base import Event
 from osp_ops.platforms.kubernetes import KubernetesPlatform
 from osp_ops.render.manifests import migration_first
+from tests.factories import kube_spec
+from tests.fixtures.k8s_operator import admin, make_volume
 from tests.fixtures.kube import KubeCluster
-from tests.k8s.conftest import admin, make_volume, tenant_spec
 
 pytestmark = pytest.mark.k8s
 
@@ -35,7 +36,7 @@ def test_migration_job_completes_before_the_new_pods_and_redis_stays(
     kube: KubeCluster, platform: KubernetesPlatform
 ) -> None:
     slug, ns = "rouen", "osp-rouen"
-    spec = tenant_spec(slug, app={"name": "decidim", "version": "0.27.7"})
+    spec = kube_spec(slug, app={"name": "decidim", "version": "0.27.7"})
     make_volume(kube, slug)
     platform.provision(spec=spec, secrets=SECRETS, reporter=lambda e: None)
     platform.deploy(spec=spec, version="0.27.7", secrets=SECRETS, reporter=lambda e: None)
@@ -90,7 +91,7 @@ def test_a_one_time_task_runs_as_a_job_of_the_version_image(
     kube: KubeCluster, platform: KubernetesPlatform
 ) -> None:
     slug, ns = "evreux", "osp-evreux"
-    spec = tenant_spec(slug)
+    spec = kube_spec(slug)
     make_volume(kube, slug)
     platform.provision(spec=spec, secrets=SECRETS, reporter=lambda e: None)
     platform.deploy(spec=spec, version="0.28.4", secrets=SECRETS, reporter=lambda e: None)

@@ -19,8 +19,8 @@ import pytest
 
 from osp_ops.platforms.kubernetes import ApiError, Kube
 from osp_ops.render import manifests as mf
+from tests.fixtures.k8s_operator import admin, operator_kubeconfig
 from tests.fixtures.kube import KubeCluster
-from tests.k8s.conftest import admin, operator_kubeconfig
 
 __all__ = ["operator_kubeconfig"]  # the fixture, imported for this module
 

@@ -11,11 +11,11 @@ from pydantic import SecretStr
 from osp_ops.apps.charts import helm_values
 from osp_ops.domain.catalog import default_catalog
 from osp_ops.settings import Settings
-from tests.k8s.conftest import tenant_spec
+from tests.factories import kube_spec
 
 pytestmark = pytest.mark.unit
 
-SPEC = tenant_spec("angers")
+SPEC = kube_spec("angers")
 
 
 def _values(settings: Settings, overlay: dict[str, Any] | None = None) -> dict[str, Any]:
