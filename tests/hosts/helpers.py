@@ -21,34 +21,21 @@ import httpx
 import yaml
 
 from osp_ops.domain.catalog import bootstrap_lock_text, lock_text
-from osp_ops.domain.spec import TenantSpec, parse_spec, validate_spec
+from osp_ops.domain.spec import TenantSpec, parse_spec
 from osp_ops.platforms.base import Event
 from osp_ops.platforms.hosts import HostsPlatform
+from tests.factories import hosts_spec
 
 VERSION = "3.3"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_spec(slug: str, *, target: str = "localhost") -> TenantSpec:
-    """A tenant running OpenSlides 3.3 at <slug>.localhost."""
-    return validate_spec(
-        {
-            "slug": slug,
-            "name": f"Ville de {slug.capitalize()}",
-            "app": {"name": "openslides", "version": VERSION},
-            "hosts": {"primary": f"{slug}.localhost"},
-            "admin": {"name": f"Admin {slug.capitalize()}", "email": f"admin@{slug}.example.org"},
-            "platform": {"kind": "hosts", "target": target},
-        }
-    )
-
-
 def repo_spec(slug: str) -> TenantSpec:
-    """The spec in tenants/<slug>.yaml when the repository has one, else make_spec(slug)."""
+    """The spec in tenants/<slug>.yaml when the repository has one, else hosts_spec(slug)."""
     path = Path(__file__).resolve().parents[2] / "tenants" / f"{slug}.yaml"
     if path.exists():
         return parse_spec(path.read_text("utf-8"), source=str(path), expected_slug=slug)
-    return make_spec(slug)
+    return hosts_spec(slug)
 
 
 def make_secrets(slug: str) -> dict[str, str]:

@@ -8,9 +8,9 @@ import pytest
 
 from osp_ops.domain.catalog import default_catalog
 from osp_ops.domain.errors import PlatformError
-from osp_ops.domain.spec import validate_spec
 from osp_ops.platforms.hosts import HostsPlatform
 from osp_ops.settings import Settings
+from tests.factories import make_spec
 from tests.fixtures.procs import free_port
 from tests.hosts.helpers import Recorder, make_secrets, new_host_base, stop_supervisord
 
@@ -24,11 +24,8 @@ def test_unpullable_image_fails_with_a_clear_message() -> None:
                         http_port=free_port(), https_port=free_port())  # fmt: skip
     platform = HostsPlatform(settings=settings, catalog=default_catalog(),
                              local_vars={"osp_postgresql_port": free_port()})  # fmt: skip
-    spec = validate_spec({
-        "slug": "grenoble", "name": "Grenoble", "app": {"name": "decidim", "version": "0.28.5"},
-        "hosts": {"primary": "grenoble.localhost"},
-        "admin": {"name": "Admin Grenoble", "email": "admin@grenoble.example.org"},
-    })  # fmt: skip
+    spec = make_spec("grenoble", version="0.28.5", host="grenoble.localhost",
+                     admin_name="Admin Grenoble")  # fmt: skip
     runtime = shutil.which("podman") or shutil.which("docker")
     expected = (
         r"cannot pull image ghcr\.io/decidim/decidim:0\.28\.5: is the registry reachable\?"

@@ -40,13 +40,13 @@ from osp_ops.domain.catalog import default_catalog
 from osp_ops.engine.steps import KINDS
 from osp_ops.platforms.hosts import HostsPlatform
 from osp_ops.settings import Settings
+from tests.factories import hosts_spec
 from tests.fixtures.procs import free_port
 from tests.hosts.helpers import (
     VERSION,
     get,
     local_inventory,
     login,
-    make_spec,
     new_host_base,
     stop_supervisord,
     timed,
@@ -354,7 +354,7 @@ def test_rerun_converged_to_one_of_everything(host: Host) -> None:
 
 def test_instance_answers_and_admin_logs_in(host: Host) -> None:
     h = host
-    spec = make_spec(SLUG)
+    spec = hosts_spec(SLUG)
     r = get(h.platform, spec, "/", port=h.https_port)
     assert r.status_code == 200
     assert "<app-root" in r.text or "OpenSlides" in r.text
@@ -467,7 +467,7 @@ def test_create_with_an_unknown_version_is_refused(host: Host, before: dict[str,
 def test_apply_of_a_bad_spec_file_is_refused(
     host: Host, before: dict[str, Any], change: dict[str, Any], needles: tuple[str, ...]
 ) -> None:
-    spec = {**make_spec(OTHER).model_dump(mode="json"), **change}
+    spec = {**hosts_spec(OTHER).model_dump(mode="json"), **change}
     path = host.tenants / f"{OTHER}.yaml"
     path.write_text(yaml.safe_dump(spec))
     try:

@@ -26,6 +26,7 @@ from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.hosts import HostsPlatform
 from osp_ops.platforms.hosts_data import HostsBackupAccess
 from osp_ops.settings import Settings
+from tests.factories import hosts_spec
 from tests.fixtures.procs import free_port
 from tests.fixtures.ssh_hosts import SshHost, SshHosts
 from tests.hosts.helpers import (
@@ -35,7 +36,6 @@ from tests.hosts.helpers import (
     get,
     login,
     make_secrets,
-    make_spec,
     stop_supervisord,
     timed,
     wheelhouse,
@@ -78,7 +78,7 @@ def fleet(
         hosts=hosts,
         platform=platform,
         settings=settings,
-        specs={s: make_spec(s, target=hosts.hosts[i].name) for s, i in PLACEMENT.items()},
+        specs={s: hosts_spec(s, target=hosts.hosts[i].name) for s, i in PLACEMENT.items()},
         secrets={s: make_secrets(s) for s in PLACEMENT},
     )
     try:
@@ -279,7 +279,7 @@ def test_unreachable_host_is_a_clear_platform_error(tmp_path: Path) -> None:
     }}}}))  # fmt: skip
     settings = Settings(data_dir=tmp_path / "data", inventory=inventory)
     platform = HostsPlatform(settings=settings, catalog=default_catalog())
-    spec = make_spec("ghost", target="ghost")
+    spec = hosts_spec("ghost", target="ghost")
     with pytest.raises(
         PlatformError, match=r"^host ghost unreachable: .*(refused|Failed to connect)"
     ):

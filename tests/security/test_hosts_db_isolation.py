@@ -18,8 +18,9 @@ from osp_ops.domain.catalog import default_catalog
 from osp_ops.domain.errors import PlatformError
 from osp_ops.platforms.hosts import HostsPlatform
 from osp_ops.settings import Settings
+from tests.factories import hosts_spec
 from tests.fixtures.procs import free_port
-from tests.hosts.helpers import Recorder, make_secrets, make_spec, new_host_base, stop_supervisord
+from tests.hosts.helpers import Recorder, make_secrets, new_host_base, stop_supervisord
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -70,7 +71,7 @@ def test_provision_marks_and_confines_the_tenant(cluster: Cluster) -> None:
     secrets = {s: make_secrets(s) for s in ("nanterre", "lyon")}
     for slug, sec in secrets.items():
         cluster.platform.provision(
-            spec=make_spec(slug), secrets=sec, reporter=Recorder(), tenant_id=f"id-{slug}"
+            spec=hosts_spec(slug), secrets=sec, reporter=Recorder(), tenant_id=f"id-{slug}"
         )
     marks = cluster.psql(
         "SELECT rolname || '=' || shobj_description(oid, 'pg_authid') FROM pg_roles"
@@ -81,7 +82,7 @@ def test_provision_marks_and_confines_the_tenant(cluster: Cluster) -> None:
         "osp_nanterre=osp-ops tenant nanterre id-nanterre",
     ]
     again = cluster.platform.provision(
-        spec=make_spec("lyon"), secrets=secrets["lyon"], reporter=Recorder(), tenant_id="id-lyon"
+        spec=hosts_spec("lyon"), secrets=secrets["lyon"], reporter=Recorder(), tenant_id="id-lyon"
     )
     assert again.changed == 0
     pw = secrets["nanterre"]["db_password"]
@@ -97,7 +98,7 @@ def test_a_foreign_role_and_database_are_neither_adopted_nor_dropped(cluster: Cl
         "SELECT pg_get_userbyid(datdba) || ' ' || coalesce(datacl::text, '') FROM pg_database"
         " WHERE datname = 'osp_grenoble'"
     )
-    spec = make_spec("grenoble")
+    spec = hosts_spec("grenoble")
     with pytest.raises(PlatformError, match="is not this tenant's"):
         cluster.platform.provision(
             spec=spec, secrets=make_secrets("grenoble"), reporter=Recorder(), tenant_id="id-g"
@@ -115,7 +116,7 @@ def test_a_foreign_role_and_database_are_neither_adopted_nor_dropped(cluster: Cl
 
 
 def test_remove_drops_only_the_tenant_of_the_mark(cluster: Cluster) -> None:
-    spec = make_spec("lyon")
+    spec = hosts_spec("lyon")
     with pytest.raises(PlatformError, match="is not this tenant's"):
         cluster.platform.destroy(spec=spec, reporter=Recorder(), tenant_id="id-other")
     assert cluster.psql("SELECT count(*) FROM pg_database WHERE datname = 'osp_lyon'") == ["1"]

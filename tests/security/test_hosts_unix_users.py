@@ -28,13 +28,13 @@ from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.hosts import HostsPlatform
 from osp_ops.platforms.hosts_data import HostsBackupAccess
 from osp_ops.settings import Settings
+from tests.factories import hosts_spec
 from tests.fixtures.procs import free_port
 from tests.hosts.helpers import (
     VERSION,
     Recorder,
     get,
     make_secrets,
-    make_spec,
     new_host_base,
     stop_supervisord,
     unix_user_prefix,
@@ -108,7 +108,7 @@ def site() -> Iterator[Site]:
         catalog=default_catalog(),
         local_vars={"osp_postgresql_port": free_port(), "osp_unix_user_prefix": prefix},
     )
-    s = Site(root, settings, platform, prefix, {t: make_spec(t) for t in (A, B)},
+    s = Site(root, settings, platform, prefix, {t: hosts_spec(t) for t in (A, B)},
              {t: make_secrets(t) for t in (A, B)})  # fmt: skip
     try:
         for slug in (A, B):
