@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from osp_ops.domain.catalog import default_catalog
-from osp_ops.domain.spec import validate_spec
 from osp_ops.platforms.kubernetes import KubernetesPlatform
 from osp_ops.render import manifests as mf
 from osp_ops.settings import Settings
 from tests.charts.test_decidim_chart import CHART, template
+from tests.factories import make_spec
 
 pytestmark = pytest.mark.integration
 
@@ -125,15 +125,11 @@ def _pods(objects: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     platform = KubernetesPlatform(
         settings=Settings(data_dir=Path("/nonexistent")), catalog=default_catalog()
     )
-    spec = validate_spec(
-        {
-            "slug": "springfield",
-            "name": "Springfield",
-            "app": {"name": "decidim", "version": "0.28.4"},
-            "hosts": {"primary": "participa.springfield.example.org"},
-            "admin": {"name": "Admin", "email": "admin@springfield.example.org"},
-            "platform": {"kind": "kubernetes"},
-        }
+    spec = make_spec(
+        "springfield",
+        version="0.28.4",
+        host="participa.springfield.example.org",
+        platform="kubernetes",
     )
     job = platform._task_job(
         spec, mf.finalize(migration, namespace="osp-springfield", labels={}), "bootstrap-admin"

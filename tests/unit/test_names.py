@@ -13,18 +13,20 @@ from osp_ops.domain.errors import SpecError
 from osp_ops.domain.names import reserved_problems, tenant_names
 from osp_ops.domain.spec import parse_spec, validate_spec
 from osp_ops.settings import Settings
+from tests.factories import spec_data
 
 pytestmark = pytest.mark.unit
 
 
-def spec_data(slug: str) -> dict[str, Any]:
-    return {
-        "slug": slug,
-        "name": "Ville",
-        "app": {"name": "openslides", "version": "3.3"},
-        "hosts": {"primary": "ville.example.org"},
-        "admin": {"name": "Admin", "email": "admin@ville.example.org"},
-    }
+def _ville(slug: str) -> dict[str, Any]:
+    """A spec whose other fields do not depend on the slug under test."""
+    return spec_data(
+        slug,
+        app="openslides",
+        name="Ville",
+        host="ville.example.org",
+        admin_email="admin@ville.example.org",
+    )
 
 
 def test_every_name_of_a_tenant() -> None:
@@ -56,7 +58,7 @@ def test_unix_user_fits_useradd_and_stays_distinct() -> None:
 )
 def test_reserved_slug_is_refused_by_spec_validation(slug: str, taken: str) -> None:
     with pytest.raises(SpecError) as exc:
-        validate_spec(spec_data(slug), source="tenants/x.yaml")
+        validate_spec(_ville(slug), source="tenants/x.yaml")
     (problem,) = exc.value.problems
     assert problem.location == "tenants/x.yaml: slug"
     assert taken in problem.message and "reserved" in problem.message
@@ -81,7 +83,7 @@ def test_ordinary_slugs_are_not_reserved() -> None:
 
 
 def test_duplicate_key_is_refused_naming_key_and_line() -> None:
-    text = yaml.safe_dump(spec_data("lyon"), sort_keys=False) + "plan: small\nplan: large\n"
+    text = yaml.safe_dump(_ville("lyon"), sort_keys=False) + "plan: small\nplan: large\n"
     with pytest.raises(SpecError) as exc:
         parse_spec(text, source="tenants/lyon.yaml", expected_slug="lyon")
     (problem,) = exc.value.problems

@@ -13,6 +13,7 @@ from osp_ops.domain.catalog import PLATFORM_APP_KINDS, default_catalog
 from osp_ops.domain.errors import SpecError
 from osp_ops.domain.spec import TenantSpec, check_fleet, dump_spec, parse_spec, validate_spec
 from osp_ops.store.specs import SpecRepository
+from tests.factories import make_spec
 
 pytestmark = pytest.mark.unit
 
@@ -104,14 +105,13 @@ def test_dump_leaves_defaults_out_and_keeps_reviewer_order() -> None:
 
 
 def _spec(slug: str, primary: str, *aliases: str) -> TenantSpec:
-    return validate_spec(
-        {
-            "slug": slug,
-            "name": slug,
-            "app": {"name": "openslides", "version": "3.3"},
-            "hosts": {"primary": primary, "aliases": list(aliases)},
-            "admin": {"name": "A", "email": f"a@{slug}.example.org"},
-        }
+    return make_spec(
+        slug,
+        app="openslides",
+        name=slug,
+        admin_name="A",
+        admin_email=f"a@{slug}.example.org",
+        hosts={"primary": primary, "aliases": list(aliases)},
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 from osp_ops.domain.catalog import PLATFORM_APP_KINDS, default_catalog
 from osp_ops.domain.errors import SpecError
 from osp_ops.domain.spec import validate_spec
+from tests.factories import spec_data
 
 pytestmark = pytest.mark.unit
 
@@ -16,14 +17,10 @@ CATALOG = default_catalog()
 
 def _data(app: str, platform: str) -> dict[str, object]:
     version = CATALOG.apps[app].latest.version
-    return {
-        "slug": "lyon",
-        "name": "Lyon",
-        "app": {"name": app, "version": version},
-        "hosts": {"primary": "lyon.example.org"},
-        "admin": {"name": "A", "email": "a@lyon.example.org"},
-        "platform": {"kind": platform},
-    }
+    return spec_data(
+        "lyon", app=app, version=version, admin_name="A", admin_email="a@lyon.example.org",
+        platform=platform,
+    )  # fmt: skip
 
 
 def test_openslides_on_kubernetes_is_invalid_naming_platform_kind() -> None:
