@@ -18,7 +18,6 @@ See docs/backups.md.
 
 from osp_ops.backups.catalog import BackupInfo, cleanup, delete_backup, list_backups, read_manifest
 from osp_ops.backups.manifest import Manifest, backup_prefix, manifest_key, run_backup
-from osp_ops.backups.objectstore import LocalStore, ObjectInfo, ObjectStore, open_store
 from osp_ops.backups.pipeline import (
     CommandSource,
     DirectorySource,
@@ -32,6 +31,9 @@ from osp_ops.backups.pipeline import (
 from osp_ops.backups.prune import PruneResult, prune
 from osp_ops.backups.restore import RestoreReport, restore_backup
 from osp_ops.backups.verify import VerifyReport, verify_backup, verify_backups
+from osp_ops.objects.base import ObjectInfo, ObjectStore
+from osp_ops.objects.factory import open_store
+from osp_ops.objects.local import LocalStore
 
 __all__ = [
     "BackupInfo",

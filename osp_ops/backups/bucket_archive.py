@@ -24,11 +24,11 @@ import tarfile
 from collections.abc import Iterator
 from typing import IO
 
-from osp_ops.backups.objectstore import CHUNK, check_key
-from osp_ops.backups.s3 import S3Store
 from osp_ops.backups.streams import IterReader
 from osp_ops.domain.errors import BackupError, NotFoundError, OspOpsError
 from osp_ops.domain.storage import STAGING, staging_prefix
+from osp_ops.objects.base import CHUNK, check_key
+from osp_ops.objects.s3 import S3Store
 
 CONTENT_TYPE = "OSPOPS.content_type"
 RESTORED = ".restored"  # <STAGING><name>.restored: the tar is all in <name>/

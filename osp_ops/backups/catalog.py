@@ -22,8 +22,8 @@ from osp_ops.backups.manifest import (
     backup_time,
     parse_manifest,
 )
-from osp_ops.backups.objectstore import ObjectInfo, ObjectStore
 from osp_ops.domain.errors import BackupError, NotFoundError
+from osp_ops.objects.base import ObjectInfo, ObjectStore
 
 State = Literal["complete", "incomplete", "damaged"]
 

@@ -35,8 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from osp_ops.backups import failpoints
-from osp_ops.backups.objectstore import ObjectStore
+from osp_ops import failpoints
 from osp_ops.backups.pipeline import (
     ZSTD_LEVEL,
     Encoding,
@@ -47,6 +46,7 @@ from osp_ops.backups.pipeline import (
     parse_identities,
 )
 from osp_ops.domain.errors import BackupError
+from osp_ops.objects.base import ObjectStore
 
 FORMAT = "osp-ops-backup/1"
 MANIFEST = "manifest.json"

@@ -39,9 +39,9 @@ from urllib.parse import unquote, urlparse
 import pyrage
 import zstandard
 
-from osp_ops.backups.objectstore import ObjectStore
 from osp_ops.backups.streams import CHUNK, ChunkPipe, CountingWriter, Digest, PipeClosedError
 from osp_ops.domain.errors import BackupError, OspOpsError
+from osp_ops.objects.base import ObjectStore
 
 ZSTD_LEVEL = 3
 DEPTH = 4  # chunks in flight between two stages

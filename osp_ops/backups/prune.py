@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from osp_ops.backups.catalog import delete_backup, list_backups
-from osp_ops.backups.objectstore import ObjectStore
 from osp_ops.domain.retention import Candidate, select
 from osp_ops.domain.spec import Retention
+from osp_ops.objects.base import ObjectStore
 
 
 @dataclass(frozen=True)

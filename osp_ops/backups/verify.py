@@ -20,10 +20,10 @@ from typing import Literal
 
 from osp_ops.backups.catalog import list_backups, read_manifest
 from osp_ops.backups.manifest import MANIFEST, Manifest, ObjectEntry, backup_prefix
-from osp_ops.backups.objectstore import ObjectStore
 from osp_ops.backups.pipeline import decode_object
 from osp_ops.backups.streams import HashingReader, IterReader
 from osp_ops.domain.errors import BackupError, NotFoundError, OspOpsError
+from osp_ops.objects.base import ObjectStore
 
 
 @dataclass

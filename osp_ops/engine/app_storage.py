@@ -21,7 +21,7 @@ from osp_ops.platforms.data import Command, DatabaseAdmin, SharedServerAccess
 from osp_ops.settings import Settings
 
 if TYPE_CHECKING:
-    from osp_ops.backups.s3 import S3Store
+    from osp_ops.objects.s3 import S3Store
 
 # boto3 is imported only when a bucket is used (it costs ~25 MiB in every CLI process).
 
@@ -33,36 +33,36 @@ def enabled(settings: Settings, spec: TenantSpec) -> bool:
 
 def credentials(settings: Settings) -> dict[str, str]:
     """The access key pair of the tenants' buckets, as ``S3Store`` takes it."""
-    key, secret = settings.app_s3_keys()
-    return {"access_key": key, "secret_key": secret}
+    from osp_ops.objects import buckets
+
+    return buckets.tenant_credentials(settings)
 
 
 def tenant_store(settings: Settings, spec: TenantSpec) -> S3Store:
     """The tenant's bucket as an ``S3Store`` (no prefix: the app writes at its root)."""
-    from osp_ops.backups.s3 import S3Store
+    from osp_ops.objects import buckets
 
-    return S3Store(
-        bucket=tenant_bucket(settings.app_s3_bucket_prefix, spec.slug),
-        endpoint_url=settings.app_s3_endpoint_url,
-        region=settings.app_s3_region,
-        credentials=credentials(settings),
-    )
+    return buckets.tenant_store(settings, spec.slug)
 
 
 def ensure_bucket(settings: Settings, spec: TenantSpec) -> str | None:
     """Create the tenant's bucket if needed; a line for the step output, None if not ours."""
     if not enabled(settings, spec):
         return None
+    from osp_ops.objects import buckets
+
     store = tenant_store(settings, spec)
-    return f"bucket {store.bucket} {'created' if store.ensure_bucket() else 'exists'}"
+    return f"bucket {store.bucket} {'created' if buckets.ensure_bucket(store) else 'exists'}"
 
 
 def delete_bucket(settings: Settings, spec: TenantSpec) -> str | None:
     """Delete the tenant's bucket and every object in it (its backups stay)."""
     if not enabled(settings, spec):
         return None
+    from osp_ops.objects import buckets
+
     store = tenant_store(settings, spec)
-    return f"bucket {store.bucket} {'deleted' if store.delete_bucket() else 'was gone'}"
+    return f"bucket {store.bucket} {'deleted' if buckets.delete_bucket(store) else 'was gone'}"
 
 
 @dataclass

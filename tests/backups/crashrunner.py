@@ -18,7 +18,7 @@ from osp_ops.backups import CommandSource, DirectorySource, LocalStore, ObjectSt
 def make_store(cfg: dict[str, object]) -> ObjectStore:
     if "local" in cfg:
         return LocalStore(Path(str(cfg["local"])))
-    from osp_ops.backups.s3 import S3Store
+    from osp_ops.objects.s3 import S3Store
 
     s3 = cfg["s3"]
     assert isinstance(s3, dict)

@@ -9,10 +9,17 @@ import pytest
 
 from osp_ops.backups import CommandSource, open_store, run_backup, verify_backup
 from osp_ops.backups.manifest import backup_prefix
-from osp_ops.backups.s3 import LIFECYCLE_RULE_ID, S3Store, lifecycle_rule
 from osp_ops.domain.errors import BackupError
+from osp_ops.objects.buckets import (
+    LIFECYCLE_RULE_ID,
+    ensure_lifecycle,
+    lifecycle_rule,
+    lifecycle_rules,
+)
+from osp_ops.objects.s3 import S3Store
 from osp_ops.settings import Settings
-from tests.backups.conftest import SPEC_YAML, Keys
+from tests.factories import SPEC_YAML
+from tests.fixtures.backup_data import Keys
 from tests.fixtures.minio import MinioServer
 
 pytestmark = pytest.mark.integration
@@ -54,11 +61,11 @@ def test_object_lock_retention_on_every_object(s3: MinioServer, keys: Keys) -> N
 def test_lifecycle_rule(s3: MinioServer) -> None:
     bucket = s3.create_bucket(object_lock=False)
     store = _store(s3, bucket)
-    assert store.lifecycle_rules() == []
+    assert lifecycle_rules(store) == []
     # MinIO rejects AbortIncompleteMultipartUpload (it expires stale uploads itself):
     # ensure_lifecycle says so and leaves the bucket's rules alone.
-    assert store.ensure_lifecycle() is False
-    assert store.lifecycle_rules() == []
+    assert ensure_lifecycle(store) is False
+    assert lifecycle_rules(store) == []
     assert lifecycle_rule("p") == {
         "ID": LIFECYCLE_RULE_ID, "Status": "Enabled", "Filter": {"Prefix": "p/"},
         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},

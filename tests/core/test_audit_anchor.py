@@ -18,9 +18,9 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from osp_ops.backups.objectstore import LocalStore
-from osp_ops.backups.s3 import S3Store
 from osp_ops.engine.audit_anchors import PREFIX, StoreAnchors
+from osp_ops.objects.local import LocalStore
+from osp_ops.objects.s3 import S3Store
 from osp_ops.store.audit import AuditKey, AuditLog
 from osp_ops.store.db import Database, _alembic_config
 from osp_ops.store.secrets import MasterKey

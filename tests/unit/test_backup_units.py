@@ -22,7 +22,6 @@ from osp_ops.backups.manifest import (
     parse_manifest,
     seal,
 )
-from osp_ops.backups.objectstore import TMP_MARK
 from osp_ops.backups.pipeline import (
     CommandSource,
     Encoding,
@@ -30,9 +29,10 @@ from osp_ops.backups.pipeline import (
     encode_to_store,
     libpq_env,
 )
-from osp_ops.backups.s3 import MAX_PARTS, MIB, _Parts, part_size
 from osp_ops.backups.streams import ChunkPipe
 from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError
+from osp_ops.objects.base import TMP_MARK
+from osp_ops.objects.parts import MAX_PARTS, MIB, Parts, part_size
 
 pytestmark = pytest.mark.unit
 
@@ -223,7 +223,7 @@ def test_store_failure_stops_every_stage(tmp_path: Path) -> None:
 
 
 def test_s3_parts_are_exact_and_rewindable() -> None:
-    parts = _Parts()
+    parts = Parts()
     for i in range(5):
         parts.add(bytes([65 + i]) * 3)
     first = parts.take(7)

@@ -10,7 +10,7 @@ Uploads
     behind a file object (no copy, and none by botocore). Streams smaller than one part are sent
     with one ``PutObject``. Any failure aborts the multipart upload; a killed process
     leaves it behind, and ``cleanup_incomplete`` (called at the start of every backup)
-    aborts the uploads left under the tenant's prefix. :meth:`S3Store.ensure_lifecycle`
+    aborts the uploads left under the tenant's prefix. ``buckets.ensure_lifecycle``
     adds a bucket rule that makes S3 itself abort them after one day.
 
 Retries
@@ -31,21 +31,24 @@ Checksums
     botocore's per-request checksums (CRC32) and SigV4 payload hashes are turned off,
     except for object lock uploads, which S3 requires a checksum header for.
 
-Errors are translated: throttling, 5xx and connection problems -> TemporaryError;
-a missing key -> NotFoundError; anything else -> BackupError (``raise ... from e``).
+Errors
+    Every call runs inside :func:`s3_errors`, which translates: throttling, 5xx and
+    connection problems -> TemporaryError; a missing key -> NotFoundError; no
+    credentials -> ConfigError; anything else -> BackupError (``raise ... from e``).
+
+Bucket administration (create, delete, lifecycle rules, the tenants' buckets) is in
+``buckets.py``, through the same client and the same translation.
 """
 
 from __future__ import annotations
 
-import bisect
 import builtins
 import contextlib
 import hashlib
-import io
 import itertools
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
@@ -54,8 +57,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from osp_ops.backups import failpoints
-from osp_ops.backups.objectstore import ObjectInfo, check_key
+from osp_ops import failpoints
 from osp_ops.domain.errors import (
     BackupError,
     ConfigError,
@@ -63,37 +65,18 @@ from osp_ops.domain.errors import (
     OspOpsError,
     TemporaryError,
 )
+from osp_ops.objects.base import ObjectInfo, check_key
+from osp_ops.objects.parts import BASE_PART, MIB, Body, Parts, part_size
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-MIB = 1024 * 1024
-BASE_PART = 8 * MIB
-PARTS_PER_TIER = 1000
-MAX_PARTS = 10_000
-LIFECYCLE_RULE_ID = "osp-ops-abort-incomplete-multipart"
+MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _TEMPORARY_CODES = {
     "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
     "ThrottlingException", "RequestTimeTooSkewed", "503", "500", "502", "504",
     "XMinioServerNotInitialized",
 }  # fmt: skip
-
-
-def part_size(index: int, base: int = BASE_PART) -> int:
-    """Size of part ``index`` (0-based): ``base`` doubled every 1000 parts."""
-    if index >= MAX_PARTS:
-        raise BackupError("stream too large for one S3 multipart upload (10,000 parts)")
-    return int(base * 2 ** (index // PARTS_PER_TIER))
-
-
-def lifecycle_rule(prefix: str, days: int = 1) -> dict[str, Any]:
-    """The lifecycle rule that aborts multipart uploads under ``prefix`` after ``days``."""
-    return {
-        "ID": LIFECYCLE_RULE_ID,
-        "Status": "Enabled",
-        "Filter": {"Prefix": f"{prefix.strip('/')}/" if prefix.strip("/") else ""},
-        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
-    }
 
 
 def translate(e: Exception, what: str) -> OspOpsError:
@@ -105,7 +88,7 @@ def translate(e: Exception, what: str) -> OspOpsError:
         code = str(err.get("Code", ""))
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         msg = f"{what}: {code or status} {err.get('Message', '')}".strip()
-        if code in ("NoSuchKey", "404", "NotFound"):
+        if code in MISSING:
             return NotFoundError(msg)
         if code in _TEMPORARY_CODES or status >= 500 or status == 429:
             return TemporaryError(msg, delay=5.0)
@@ -125,83 +108,23 @@ def translate(e: Exception, what: str) -> OspOpsError:
     return BackupError(f"{what}: {type(e).__name__}: {e}")
 
 
-class _Parts:
-    """Chunks gathered into parts of exact sizes, without copying them."""
+@contextlib.contextmanager
+def s3_errors(what: str, *, ok: Collection[str] = ()) -> Iterator[None]:
+    """Raise what the block raises as an osp-ops error (``translate``), the library's as cause.
 
-    def __init__(self) -> None:
-        self.chunks: deque[bytes | memoryview] = deque()
-        self.size = 0
-
-    def add(self, chunk: bytes) -> None:
-        """Append a chunk (kept as it is until taken)."""
-        self.chunks.append(chunk)
-        self.size += len(chunk)
-
-    def take(self, n: int) -> _Body:
-        """The first ``n`` bytes (all of them if fewer), as a request body."""
-        out: list[bytes | memoryview] = []
-        got = 0
-        while self.chunks and got < n:
-            chunk = self.chunks.popleft()
-            if got + len(chunk) > n:
-                view = memoryview(chunk)
-                chunk, rest = view[: n - got], view[n - got :]
-                self.chunks.appendleft(rest)
-            out.append(chunk)
-            got += len(chunk)
-        self.size -= got
-        return _Body(out)
-
-
-class _Body(io.RawIOBase):
-    """A read-only, seekable file over a part's chunks: the request body of one part.
-
-    botocore reads it to hash it (signature, CRC32), rewinds it, then sends it in small
-    blocks; a retry rewinds it again. Given ``bytes`` instead, botocore's connection
-    would append the body to the request headers, a copy of every part in flight.
+    An S3 error whose code is in ``ok`` ends the block quietly and the caller carries on
+    after it (a missing key, a bucket that is already ours); osp-ops errors pass as they are.
     """
-
-    def __init__(self, chunks: list[bytes | memoryview]) -> None:
-        super().__init__()
-        self._chunks = chunks
-        self._starts = list(itertools.accumulate((len(c) for c in chunks), initial=0))
-        self._pos = 0
-
-    def __len__(self) -> int:
-        return self._starts[-1]
-
-    def readable(self) -> bool:
-        """Always readable."""
-        return True
-
-    def seekable(self) -> bool:
-        """Always seekable."""
-        return True
-
-    def tell(self) -> int:
-        """The read position."""
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        """Move the read position (clamped to the body)."""
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self)}[whence]
-        self._pos = max(0, min(base + offset, len(self)))
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        """Copy the next bytes into ``buffer``; 0 at the end."""
-        view = memoryview(buffer).cast("B")
-        n = 0
-        i = bisect.bisect_right(self._starts, self._pos) - 1
-        while n < len(view) and i < len(self._chunks):
-            chunk = self._chunks[i]
-            start = self._pos - self._starts[i]
-            k = min(len(view) - n, len(chunk) - start)
-            view[n : n + k] = memoryview(chunk)[start : start + k]
-            n += k
-            self._pos += k
-            i += 1
-        return n
+    try:
+        yield
+    except OspOpsError:
+        raise
+    except botocore.exceptions.ClientError as e:
+        if str(e.response.get("Error", {}).get("Code", "")) in ok:
+            return
+        raise translate(e, what) from e
+    except Exception as e:
+        raise translate(e, what) from e
 
 
 class S3Store:
@@ -253,7 +176,7 @@ class S3Store:
             s3=s3_options,
         )
         creds = credentials or {}
-        try:
+        with s3_errors("cannot create the S3 client"):
             self.client: S3Client = boto3.client(
                 "s3",
                 endpoint_url=endpoint_url,
@@ -262,8 +185,6 @@ class S3Store:
                 aws_access_key_id=creds.get("access_key"),
                 aws_secret_access_key=creds.get("secret_key"),
             )
-        except botocore.exceptions.BotoCoreError as e:
-            raise translate(e, "cannot create the S3 client") from e
 
     def _full(self, key: str) -> str:
         check_key(key)
@@ -287,7 +208,7 @@ class S3Store:
         extra = {**self._lock_args(), **({"ContentType": content_type} if content_type else {})}
         digest = hashlib.sha256()
         size = 0
-        buf = _Parts()
+        buf = Parts()
         it = iter(chunks)
         target = part_size(0, self.base_part_size)
         # Fill the first part: if the stream ends before, one PutObject is enough.
@@ -298,15 +219,13 @@ class S3Store:
             if buf.size >= target:
                 break
         else:
-            try:
+            with s3_errors(f"cannot upload {key}"):
                 self.client.put_object(
                     Bucket=self.bucket,
                     Key=full,
                     Body=cast(IO[bytes], buf.take(size)),
                     **extra,
                 )
-            except Exception as e:
-                raise translate(e, f"cannot upload {key}") from e
             return size, digest.hexdigest()
         return self._multipart(key, full, buf, it, digest, size, extra)
 
@@ -314,24 +233,21 @@ class S3Store:
         self,
         key: str,
         full: str,
-        buf: _Parts,
+        buf: Parts,
         rest: Iterator[bytes],
         digest: Any,
         size: int,
         extra: dict[str, Any],
     ) -> tuple[int, str]:
-        try:
-            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full, **extra)[
-                "UploadId"
-            ]
-        except Exception as e:
-            raise translate(e, f"cannot start the upload of {key}") from e
+        with s3_errors(f"cannot start the upload of {key}"):
+            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=full, **extra)
+        upload_id = created["UploadId"]
         failpoints.hit("backup:after-multipart-create")
         parts: list[dict[str, Any]] = []
         pending: deque[Future[dict[str, Any]]] = deque()
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-part")
 
-        def send(number: int, data: _Body) -> dict[str, Any]:
+        def send(number: int, data: Body) -> dict[str, Any]:
             resp = self.client.upload_part(
                 Bucket=self.bucket,
                 Key=full,
@@ -341,7 +257,7 @@ class S3Store:
             )
             return {"PartNumber": number, "ETag": resp["ETag"]}
 
-        def submit(data: _Body) -> None:
+        def submit(data: Body) -> None:
             while len(pending) >= self.concurrency:
                 parts.append(pending.popleft().result())
                 if len(parts) == 1:
@@ -349,41 +265,40 @@ class S3Store:
             pending.append(pool.submit(send, len(parts) + len(pending) + 1, data))
 
         try:
-            index = 0
-            while True:
-                target = part_size(index, self.base_part_size)
-                while buf.size < target:
-                    chunk = next(rest, None)
-                    if chunk is None:
+            with s3_errors(f"cannot upload {key}"):
+                index = 0
+                while True:
+                    target = part_size(index, self.base_part_size)
+                    while buf.size < target:
+                        chunk = next(rest, None)
+                        if chunk is None:
+                            break
+                        buf.add(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                    data = buf.take(target)
+                    if not data:
                         break
-                    buf.add(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                data = buf.take(target)
-                if not data:
-                    break
-                submit(data)
-                index += 1
-                if len(data) < target:
-                    break
-            while pending:
-                parts.append(pending.popleft().result())
-                if len(parts) == 1:
-                    failpoints.hit("backup:mid-part")
-            failpoints.hit("backup:before-complete")
-            self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=full,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": sorted(parts, key=lambda p: p["PartNumber"])},  # type: ignore[arg-type]
-            )
-        except BaseException as e:
+                    submit(data)
+                    index += 1
+                    if len(data) < target:
+                        break
+                while pending:
+                    parts.append(pending.popleft().result())
+                    if len(parts) == 1:
+                        failpoints.hit("backup:mid-part")
+                failpoints.hit("backup:before-complete")
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": sorted(parts, key=lambda p: p["PartNumber"])},  # type: ignore[arg-type]
+                )
+        except BaseException:
             for f in pending:
                 f.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             self._abort(full, upload_id)
-            if isinstance(e, Exception) and not isinstance(e, OspOpsError):
-                raise translate(e, f"cannot upload {key}") from e
             raise
         pool.shutdown(wait=True)
         return size, digest.hexdigest()
@@ -397,10 +312,8 @@ class S3Store:
     def get_stream(self, key: str) -> Iterator[bytes]:
         """Download in 1 MiB chunks, resuming with a ranged GET after a dropped connection."""
         full = self._full(key)
-        try:
+        with s3_errors(f"cannot read {key}"):
             resp = self.client.get_object(Bucket=self.bucket, Key=full)
-        except Exception as e:
-            raise translate(e, f"cannot read {key}") from e
         return self._chunks(key, full, resp)
 
     def _chunks(self, key: str, full: str, resp: Any) -> Iterator[bytes]:
@@ -423,73 +336,54 @@ class S3Store:
                 if failures >= self.max_attempts:
                     raise translate(e, f"cannot read {key}") from e
                 time.sleep(min(0.2 * 2**failures, 5.0))
-                try:
+                with s3_errors(f"cannot read {key}"):
                     resp = self.client.get_object(
                         Bucket=self.bucket, Key=full, Range=f"bytes={offset}-", IfMatch=etag
                     )
-                except Exception as e2:
-                    raise translate(e2, f"cannot read {key}") from e2
                 body = resp["Body"]
 
     def get_object_stream(self, key: str) -> tuple[int, str | None, Iterator[bytes]]:
         """(size, content type, chunks) of an object; the chunks resume like ``get_stream``."""
         full = self._full(key)
-        try:
+        with s3_errors(f"cannot read {key}"):
             resp = self.client.get_object(Bucket=self.bucket, Key=full)
-        except Exception as e:
-            raise translate(e, f"cannot read {key}") from e
         return int(resp["ContentLength"]), resp.get("ContentType"), self._chunks(key, full, resp)
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
-        """A byte range of an object."""
+        """A byte range of an object (empty past its end)."""
         if length <= 0:
             return b""
-        try:
+        with s3_errors(f"cannot read {key}", ok={"InvalidRange"}):
             resp = self.client.get_object(
                 Bucket=self.bucket, Key=self._full(key), Range=f"bytes={start}-{start + length - 1}"
             )
             return resp["Body"].read()
-        except botocore.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") == "InvalidRange":
-                return b""
-            raise translate(e, f"cannot read {key}") from e
-        except Exception as e:
-            raise translate(e, f"cannot read {key}") from e
+        return b""
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size of the object, or None if absent."""
-        try:
+        with s3_errors(f"cannot stat {key}", ok=MISSING):
             resp = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
-        except botocore.exceptions.ClientError as e:
-            code = e.response.get("Error", {}).get("Code")
-            if code in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise translate(e, f"cannot stat {key}") from e
-        except Exception as e:
-            raise translate(e, f"cannot stat {key}") from e
-        return ObjectInfo(key, int(resp["ContentLength"]))
+            return ObjectInfo(key, int(resp["ContentLength"]))
+        return None
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         """Objects under the prefix, sorted by key."""
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         out = []
-        try:
+        with s3_errors(f"cannot list {prefix}"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full
             )
             for page in pages:
                 for obj in page.get("Contents", []):
                     out.append(ObjectInfo(self._rel(obj["Key"]), int(obj["Size"])))
-        except Exception as e:
-            raise translate(e, f"cannot list {prefix}") from e
         return sorted(out, key=lambda o: o.key)
 
     def delete(self, key: str) -> None:
         """Delete (with object lock and versioning: add a delete marker)."""
-        try:
+        with s3_errors(f"cannot delete {key}"):
             self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
-        except Exception as e:
-            raise translate(e, f"cannot delete {key}") from e
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Delete objects in batches of 1000 (DeleteObjects); return how many were asked."""
@@ -498,13 +392,11 @@ class S3Store:
         while batch := list(itertools.islice(it, 1000)):
             # Listed keys, deleted as they are (a "folder/" marker has an empty part).
             objects = [{"Key": f"{self.prefix}/{k}" if self.prefix else k} for k in batch]
-            try:
+            with s3_errors(f"cannot delete {len(objects)} objects"):
                 resp = self.client.delete_objects(
                     Bucket=self.bucket,
                     Delete={"Objects": objects, "Quiet": True},  # type: ignore[typeddict-item]
                 )
-            except Exception as e:
-                raise translate(e, f"cannot delete {len(objects)} objects") from e
             if resp.get("Errors"):
                 err = resp["Errors"][0]
                 raise BackupError(f"cannot delete {err.get('Key')}: {err.get('Code')}")
@@ -513,50 +405,10 @@ class S3Store:
 
     def copy(self, source: str, target: str) -> None:
         """Server-side copy in this bucket (multipart copy past 5 GiB), type and metadata kept."""
-        try:
+        with s3_errors(f"cannot copy {source} to {target}"):
             self.client.copy(
                 {"Bucket": self.bucket, "Key": self._full(source)}, self.bucket, self._full(target)
             )
-        except Exception as e:
-            raise translate(e, f"cannot copy {source} to {target}") from e
-
-    # -- buckets
-    def bucket_exists(self) -> bool:
-        """Whether the bucket exists (HeadBucket)."""
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except botocore.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
-                return False
-            raise translate(e, f"cannot check bucket {self.bucket}") from e
-        except Exception as e:
-            raise translate(e, f"cannot check bucket {self.bucket}") from e
-        return True
-
-    def ensure_bucket(self) -> bool:
-        """Create the bucket unless it exists (and is ours); True if it was created."""
-        if self.bucket_exists():
-            return False
-        try:
-            self.client.create_bucket(Bucket=self.bucket)
-        except botocore.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-                raise translate(e, f"cannot create bucket {self.bucket}") from e
-        except Exception as e:
-            raise translate(e, f"cannot create bucket {self.bucket}") from e
-        return True
-
-    def delete_bucket(self) -> bool:
-        """Delete every object, the pending uploads and the bucket; False if it was gone."""
-        if not self.bucket_exists():
-            return False
-        self.cleanup_incomplete("")
-        self.delete_many(o.key for o in self.list(""))
-        try:
-            self.client.delete_bucket(Bucket=self.bucket)
-        except Exception as e:
-            raise translate(e, f"cannot delete bucket {self.bucket}") from e
-        return True
 
     # -- housekeeping
     def incomplete_uploads(self, prefix: str) -> builtins.list[tuple[str, str]]:
@@ -567,61 +419,18 @@ class S3Store:
         """
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         out = []
-        try:
+        with s3_errors(f"cannot list uploads under {prefix}"):
             pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket)
             for page in pages:
                 for up in page.get("Uploads", []):
                     if up["Key"].startswith(full):
                         out.append((up["Key"], up["UploadId"]))
-        except Exception as e:
-            raise translate(e, f"cannot list uploads under {prefix}") from e
         return out
 
     def cleanup_incomplete(self, prefix: str) -> int:
         """Abort the multipart uploads left under the prefix (by killed runs)."""
         uploads = self.incomplete_uploads(prefix)
         for full, upload_id in uploads:
-            try:
+            with s3_errors(f"cannot abort the upload of {full}", ok={"NoSuchUpload"}):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
-            except botocore.exceptions.ClientError as e:
-                if e.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                    raise translate(e, f"cannot abort the upload of {full}") from e
-            except Exception as e:
-                raise translate(e, f"cannot abort the upload of {full}") from e
         return len(uploads)
-
-    def ensure_lifecycle(self, *, days: int = 1) -> bool:
-        """Make the bucket abort incomplete multipart uploads under our prefix after ``days``.
-
-        Adds (or replaces) the rule ``osp-ops-abort-incomplete-multipart`` and keeps the
-        bucket's other lifecycle rules; needs ``s3:PutLifecycleConfiguration``. Returns
-        False, changing nothing, on a server that rejects the rule: MinIO does (it
-        expires stale uploads itself, after ``api stale_uploads_expiry``, 24 h by
-        default). Either way every backup run aborts the tenant's leftover uploads.
-        """
-        rule = lifecycle_rule(self.prefix, days)
-        try:
-            kept = [r for r in self.lifecycle_rules() if r.get("ID") != LIFECYCLE_RULE_ID]
-            self.client.put_bucket_lifecycle_configuration(
-                Bucket=self.bucket,
-                LifecycleConfiguration={"Rules": [*kept, rule]},  # type: ignore[list-item]
-            )
-        except botocore.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("InvalidArgument", "NotImplemented"):
-                return False
-            raise translate(e, "cannot set the bucket lifecycle rule") from e
-        except OspOpsError:
-            raise
-        except Exception as e:
-            raise translate(e, "cannot set the bucket lifecycle rule") from e
-        return True
-
-    def lifecycle_rules(self) -> builtins.list[dict[str, Any]]:
-        """The bucket's lifecycle rules (for checks and tests)."""
-        try:
-            resp = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
-        except botocore.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
-                return []
-            raise translate(e, "cannot read the bucket lifecycle") from e
-        return [dict(r) for r in resp["Rules"]]

@@ -1,12 +1,4 @@
-"""Where backup objects live: a small ``ObjectStore`` protocol and the local directory store.
-
-Every store writes an object atomically: a reader (or a crash) never sees a
-complete-looking object that was not fully written. ``open_store`` turns the
-operator's ``backup_url`` into a store:
-
-- ``file:///var/lib/osp-ops/backups`` -> :class:`LocalStore`
-- ``s3://bucket/prefix`` -> ``osp_ops.backups.s3.S3Store`` (endpoint and region from settings)
-"""
+"""Objects as files under a directory (``file:///var/lib/osp-ops/backups``)."""
 
 from __future__ import annotations
 
@@ -16,71 +8,12 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
-from urllib.parse import unquote, urlparse
+from typing import BinaryIO
 
-from osp_ops.backups import failpoints
-from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError, TemporaryError
-
-if TYPE_CHECKING:
-    from osp_ops.settings import Settings
-
-CHUNK = 1024 * 1024
-TMP_MARK = ".osp-tmp-"
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """One stored object: its key (relative to the store) and size in bytes."""
-
-    key: str
-    size: int
-
-
-class ObjectStore(Protocol):
-    """A flat key -> bytes store. Keys use ``/`` separators and never start with ``/``."""
-
-    url: str
-
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> tuple[int, str]:
-        """Store the concatenated chunks atomically; return (size, sha256 hex) of what was stored."""
-        ...
-
-    def get_stream(self, key: str) -> Iterator[bytes]:
-        """Yield the object's bytes in chunks; NotFoundError if absent."""
-        ...
-
-    def get_range(self, key: str, start: int, length: int) -> bytes:
-        """``length`` bytes from offset ``start`` (fewer at the end of the object)."""
-        ...
-
-    def head(self, key: str) -> ObjectInfo | None:
-        """The object's info, or None if it does not exist."""
-        ...
-
-    def list(self, prefix: str) -> list[ObjectInfo]:
-        """Complete objects whose key starts with ``prefix``, sorted by key."""
-        ...
-
-    def delete(self, key: str) -> None:
-        """Delete an object; deleting a missing object is not an error."""
-        ...
-
-    def cleanup_incomplete(self, prefix: str) -> int:
-        """Remove leftovers of interrupted writes under ``prefix``; return how many."""
-        ...
-
-
-def check_key(key: str) -> str:
-    """Refuse keys that could escape the store (``..``, absolute, empty parts)."""
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise BackupError(f"invalid object key {key!r}")
-    if any(TMP_MARK in p for p in parts):
-        raise BackupError(f"object key {key!r} uses the reserved marker {TMP_MARK!r}")
-    return key
+from osp_ops import failpoints
+from osp_ops.domain.errors import BackupError, NotFoundError, TemporaryError
+from osp_ops.objects.base import CHUNK, TMP_MARK, ObjectInfo, check_key
 
 
 class LocalStore:
@@ -226,25 +159,3 @@ def _os_error(what: str, e: OSError) -> BackupError | TemporaryError:
     if e.errno in (errno.EAGAIN, errno.EINTR, errno.EBUSY):
         return TemporaryError(f"{what}: {e.strerror}")
     return BackupError(f"{what}: {e.strerror or e}")
-
-
-def open_store(url: str, settings: Settings | None = None) -> ObjectStore:
-    """The store for ``file:///dir`` or ``s3://bucket[/prefix]``."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise ConfigError(f"backup URL {url!r}: file URLs take no host (file:///dir)")
-        return LocalStore(Path(unquote(parsed.path)))
-    if parsed.scheme == "s3":
-        from osp_ops.backups.s3 import S3Store
-
-        if not parsed.netloc:
-            raise ConfigError(f"backup URL {url!r} names no bucket (s3://bucket/prefix)")
-        return S3Store(
-            bucket=parsed.netloc,
-            prefix=parsed.path.strip("/"),
-            endpoint_url=settings.s3_endpoint_url if settings else None,
-            region=settings.s3_region if settings else "us-east-1",
-            object_lock_days=settings.s3_object_lock_days if settings else 0,
-        )
-    raise ConfigError(f"backup URL {url!r}: use file:///dir or s3://bucket/prefix")
