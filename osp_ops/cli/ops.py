@@ -61,6 +61,7 @@ def list_(
             for o in ops
         ],
         count=("operation", "operations"),
+        drop_first=("BY", "STEPS", "TOOK"),
     )
 
 

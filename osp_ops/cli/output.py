@@ -27,6 +27,26 @@ def print_json(data: Any) -> None:
 
 
 ID_COLUMNS = frozenset({"ID", "SLUG", "BACKUP", "OPERATION"})
+WORD_COLUMNS = frozenset({"TENANT", "KIND", "STATUS", "PHASE"})
+
+
+def fit_columns(
+    columns: list[str], cells: list[list[str]], drop_first: tuple[str, ...], width: int
+) -> tuple[list[str], list[list[str]]]:
+    """Leave out the ``drop_first`` columns, in order, until the rows fit in ``width``."""
+
+    def natural(cols: list[str]) -> int:
+        idx = [columns.index(c) for c in cols]
+        return sum(max([len(columns[i]), *(len(r[i]) for r in cells)]) + 1 for i in idx)
+
+    kept = list(columns)
+    for name in drop_first:
+        if natural(kept) <= width:
+            break
+        if name in kept:
+            kept.remove(name)
+    idx = [columns.index(c) for c in kept]
+    return kept, [[r[i] for i in idx] for r in cells]
 
 
 def table(
@@ -36,14 +56,20 @@ def table(
     *,
     ids: frozenset[str] = ID_COLUMNS,
     count: tuple[str, str] | None = None,
+    words: frozenset[str] = WORD_COLUMNS,
+    drop_first: tuple[str, ...] = (),
 ) -> None:
     """A simple table; cells are plain text (a ``[`` in a tool's output is no markup).
 
     Columns named in ``ids`` are never cut or wrapped, at any width (80 columns, a pipe):
-    an id must be copyable from the output. The other columns wrap instead. ``count``
-    (singular, plural) adds a line under the table: ``3 backups``.
+    an id must be copyable from the output. Columns in ``words`` (a slug, a status) are
+    not broken mid-word either. When the table is wider than the terminal, the columns
+    in ``drop_first`` are left out, in that order, until it fits (``--json`` has them
+    all); the other columns wrap. ``count`` (singular, plural) adds a line under the
+    table: ``3 backups``.
     """
     cells = [["" if v is None else str(v) for v in r] for r in rows]
+    columns, cells = fit_columns(columns, cells, drop_first, console.width)
     t = Table(
         title=title,
         header_style="bold",
@@ -53,7 +79,7 @@ def table(
         padding=(0, 1, 0, 0),
     )
     for i, c in enumerate(columns):
-        if c in ids:
+        if c in ids or c in words:
             longest = max([len(c), *(len(r[i]) for r in cells)])
             t.add_column(c, no_wrap=True, min_width=longest)
         else:
