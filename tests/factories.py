@@ -10,6 +10,7 @@
   Kubernetes, locales fr and en (the k8s tests' tenant).
 - ``fake_context(tmp_path)``: an engine context on the fake platform, no retry delay.
 - ``converge(ctx, spec)``: writes the spec file and runs the create or apply it asks for.
+- ``SPEC_YAML``: the spec text the backup pipeline tests store with a backup.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from osp_ops.store.operations import OperationInfo
 
 # The version a spec gets when the test names none.
 DEFAULT_VERSIONS = {"decidim": "0.27.7", "openslides": "3.3"}
+
+SPEC_YAML = "slug: nanterre\nname: Ville de Nanterre\napp: {name: decidim, version: '0.28'}\n"
 
 
 def spec_data(

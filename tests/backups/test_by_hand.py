@@ -14,7 +14,8 @@ import pytest
 from osp_ops.backups import DirectorySource, LocalStore, libpq_env, pg_dump_source, run_backup
 from osp_ops.backups.manifest import backup_prefix
 from tests.backups import sampledata
-from tests.backups.conftest import SPEC_YAML, Keys, SampleDb
+from tests.factories import SPEC_YAML
+from tests.fixtures.backup_data import Keys, SampleDb
 from tests.fixtures.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration

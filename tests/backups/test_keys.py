@@ -18,7 +18,8 @@ from osp_ops.backups import (
 )
 from osp_ops.backups.manifest import backup_prefix
 from osp_ops.domain.errors import BackupError
-from tests.backups.conftest import SPEC_YAML, Keys
+from tests.factories import SPEC_YAML
+from tests.fixtures.backup_data import Keys
 
 pytestmark = pytest.mark.integration
 

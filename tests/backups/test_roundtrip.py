@@ -20,7 +20,8 @@ from osp_ops.backups import (
 )
 from osp_ops.backups.manifest import backup_prefix
 from tests.backups import sampledata
-from tests.backups.conftest import SPEC_YAML, Keys, SampleDb
+from tests.factories import SPEC_YAML
+from tests.fixtures.backup_data import Keys, SampleDb
 from tests.fixtures.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
