@@ -499,7 +499,7 @@ def test_maintenance_mode_switches_the_service_and_scales_to_zero() -> None:
     page = one(suspended, "Deployment", f"{FULLNAME}-maintenance")
     assert page["spec"]["replicas"] == 1
     container = page["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "docker.io/nginxinc/nginx-unprivileged:1.27-alpine"
+    assert container["image"] == "docker.io/nginxinc/nginx-unprivileged:1.27.3-alpine"
     assert container["ports"][0] == {"name": "http", "containerPort": 8080, "protocol": "TCP"}
     html = one(suspended, "ConfigMap", f"{FULLNAME}-maintenance")["data"]["index.html"]
     assert "Capital City &lt;Participa&gt;" in html  # display name, HTML-escaped

@@ -63,6 +63,15 @@ def namespace(kube: KubeCluster) -> Iterator[str]:
                 )
             )
         )
+        # The controller manager adds the default ServiceAccount, which bare pods (the
+        # helm test pod) need even in a dry run.
+        _wait_for(
+            lambda: any(
+                sa.metadata.name == "default"
+                for sa in core.list_namespaced_service_account(name).items
+            ),
+            f"the default ServiceAccount of {name}",
+        )
         # Test data only: the chart reads these keys, their values do not matter here.
         core.create_namespaced_secret(
             name,

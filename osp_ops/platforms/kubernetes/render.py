@@ -193,7 +193,8 @@ class ChartRenderer:
         return copied
 
     def helm_template(self, release: str, chart: Path, namespace: str, values: str) -> str:
-        """``helm template`` of ``chart`` with the ``values`` YAML (an isolated helm home)."""
+        """``helm template`` of ``chart`` with the ``values`` YAML (an isolated helm home),
+        without the chart's ``helm test`` hooks (templates/tests/): osp-ops applies none."""
         helm = self._helm()
         with tempfile.TemporaryDirectory(prefix="osp-ops-helm-") as tmp:
             values_file = Path(tmp) / "values.yaml"
@@ -201,7 +202,7 @@ class ChartRenderer:
             try:
                 proc = subprocess.run(
                     [helm, "template", release, str(chart), "--namespace", namespace,
-                     "--values", str(values_file)],
+                     "--values", str(values_file), "--skip-tests"],
                     capture_output=True, text=True, timeout=120, check=False,
                     env={**os.environ, "HELM_CACHE_HOME": str(Path(tmp) / "cache"),
                          "HELM_CONFIG_HOME": str(Path(tmp) / "config"),
