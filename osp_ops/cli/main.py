@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from osp_ops.cli import audit, backup, config, logs, ops, secrets, tenant, upgrade, web, worker
+from osp_ops.cli import requests as portal_requests
 from osp_ops.cli.output import err_console
 from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import OspOpsError, SpecError
@@ -83,6 +84,7 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(upgrade.app, name="upgrade")
 app.add_typer(backup.app, name="backup")
 app.add_typer(web.app, name="web")
+app.add_typer(portal_requests.app, name="request")
 app.command("worker")(worker.worker)
 
 

@@ -1,4 +1,4 @@
-"""`osp-ops web serve`: the self-service request form and status pages."""
+"""`osp-ops web serve`: the self-service portal (request form, client space, admin pages)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from osp_ops.cli.common import context
 
-app = typer.Typer(help="The self-service web form.", no_args_is_help=True)
+app = typer.Typer(help="The self-service portal.", no_args_is_help=True)
 
 
 @app.command()
@@ -17,10 +17,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
 ) -> None:
-    """Serve the form; run `osp-ops worker` beside it to carry out the requests."""
+    """Serve the portal (settings: OSP_OPS_PORTAL_*, see docs/portal.md); run
+    `osp-ops worker` beside it to create the instances the ops team approves."""
     import uvicorn
 
     from osp_ops.web.app import create_app
+    from osp_ops.web.settings import PortalSettings
 
     ctx = context(c)
-    uvicorn.run(create_app(lambda: ctx), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(lambda: ctx, settings=PortalSettings()), host=host, port=port, log_level="info"
+    )

@@ -226,6 +226,19 @@ class RequestStore:
             s.refresh(row)
             return _record(row)
 
+    def confirmable(self, token: str, *, now: datetime | None = None) -> bool:
+        """True when ``token`` would confirm a request now (nothing is changed)."""
+        now = now or utcnow()
+        with self.db.transaction() as s:
+            found = s.scalar(
+                select(PortalRequestRow.id).where(
+                    PortalRequestRow.confirm_hash == token_hash(token),
+                    PortalRequestRow.state == RequestState.unconfirmed.value,
+                    PortalRequestRow.expires_at > now,
+                )
+            )
+            return found is not None
+
     def get(self, request_id: str) -> PortalRequest | None:
         """A request by id, or None."""
         with self.db.transaction() as s:
@@ -309,6 +322,25 @@ class RequestStore:
             if operation_id is not None:
                 row.operation_id = operation_id
             return _record(row)
+
+    def set_operation(self, request_id: str, operation_id: str) -> PortalRequest:
+        """Record the creation queued for an approved request."""
+        with self.db.transaction() as s:
+            row = s.get(PortalRequestRow, request_id)
+            if row is None:
+                raise NotFoundError(f"no portal request {request_id!r}")
+            row.operation_id, row.updated_at = operation_id, utcnow()
+            return _record(row)
+
+    def discard(self, request_id: str) -> None:
+        """Expire one unconfirmed request now (its mail could not be sent)."""
+        with self.db.transaction() as s:
+            row = s.get(PortalRequestRow, request_id)
+            if row is not None and row.state == RequestState.unconfirmed.value:
+                row.state, row.updated_at = RequestState.expired.value, utcnow()
+                row.confirm_hash = None
+                row.data = {k: v for k, v in row.data.items() if k not in PERSONAL_FIELDS}
+                row.email, row.ip = None, None
 
     def forget_personal(self, request_id: str) -> None:
         """Delete a request's personal data (after the rejection mail went out)."""

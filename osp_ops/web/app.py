@@ -1,204 +1,192 @@
-"""The self-service web form: a municipality requests an instance and follows its status.
+"""The self-service portal: a municipality requests an instance, confirms its email,
+the ops team approves, the city follows its request in a private client space.
 
-A request is validated as a whole tenant spec (every problem shown next to its field);
-a valid one writes ``tenants/<slug>.yaml`` (for the ops team to review in git), records
-the tenant and queues its creation for the worker. The requester gets a status page
-guarded by a random token (stored encrypted like every secret).
+Pages are server-rendered (jinja2, autoescaped) in French or English and need no
+JavaScript. Every form carries a CSRF token (a missing or wrong one gets 403); the
+request form has a honeypot and rate limits per address and per email (429 with
+Retry-After). Nothing is queued before the ops team approves (``portal.Portal``).
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Cookie, FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from osp_ops.domain.errors import NotFoundError, OspOpsError, SpecError
-from osp_ops.domain.spec import validate_spec
-from osp_ops.engine.api import request
+from osp_ops.domain.errors import OspOpsError
+from osp_ops.domain.plans import PlanName
 from osp_ops.engine.context import Context
-
-STATUS_TOKEN = "status_token"  # noqa: S105 (a secret name, not a value)
-CSRF_COOKIE = "osp_csrf"
-
-_env = Environment(
-    loader=FileSystemLoader(str(resources.files("osp_ops.web").joinpath("templates"))),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
+from osp_ops.web import admin, api
+from osp_ops.web.forms import N_, Errors, Message
+from osp_ops.web.inputs import client_ip, form_data
+from osp_ops.web.mail import Mailer, SmtpMailer
+from osp_ops.web.portal import Portal
+from osp_ops.web.render import Renderer
+from osp_ops.web.security import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    HEADERS,
+    HONEYPOT_FIELD,
+    csrf_ok,
 )
+from osp_ops.web.settings import PortalSettings
+from osp_ops.web.site import Web
+
+PLAN_NAMES = {"small": N_("Small"), "medium": N_("Medium"), "large": N_("Large")}
+LOCALE_NAMES = {
+    "fr": "Français",
+    "en": "English",
+    "de": "Deutsch",
+    "it": "Italiano",
+    "es": "Español",
+}
+_CSS = resources.files("osp_ops.web").joinpath("static/portal.css").read_text("utf-8")
 
 
-def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    return HTMLResponse(_env.get_template(name).render(**values), status_code=status)
+def create_app(
+    context: Callable[[], Context],
+    *,
+    settings: PortalSettings | None = None,
+    mailer: Mailer | None = None,
+) -> FastAPI:
+    """The portal; ``context`` gives the engine context (built once by the caller)."""
+    settings = settings or PortalSettings()
+    ctx = context()
+    portal = Portal(ctx, settings, mailer=mailer or SmtpMailer(settings), renderer=Renderer())
+    web = Web(portal)
+    app = FastAPI(
+        title="osp-ops portal",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.web = web
 
-
-def _field_errors(error: SpecError) -> dict[str, list[str]]:
-    """Problems keyed by the form field they belong to."""
-    fields = {
-        "slug": "slug",
-        "name": "name",
-        "app": "app",
-        "hosts": "host",
-        "admin.name": "contact_name",
-        "admin.email": "contact_email",
-        "locales": "locale",
-    }
-    out: dict[str, list[str]] = {}
-    for p in error.problems:
-        path = p.location.split(": ", 1)[-1]
-        key = next((v for k, v in fields.items() if path.startswith(k)), "form")
-        out.setdefault(key, []).append(p.message)
-    return out
-
-
-def create_app(context: Callable[[], Context]) -> FastAPI:
-    """The web app; ``context`` gives the engine context (built once by the caller)."""
-    app = FastAPI(title="osp-ops", docs_url=None, redoc_url=None)
-
-    def form(values: dict[str, str], errors: dict[str, list[str]], status: int = 200) -> Response:
-        token = secrets.token_urlsafe(24)
-        ctx = context()
-        apps = {name: a.display_name for name, a in ctx.catalog.apps.items()}
-        response = _page(
+    def form_page(
+        request: Request, values: dict[str, Any], errors: Errors, status: int = 200
+    ) -> HTMLResponse:
+        _ = web.renderer.translator(web.lang(request))
+        return web.page(
+            request,
             "request.html",
-            status,
+            status=status,
+            csrf=web.csrf_token(request),
             values=values,
             errors=errors,
-            csrf=token,
-            apps=apps,
+            apps={n: a.display_name for n, a in ctx.catalog.apps.items()},
+            plans={p.value: _(PLAN_NAMES.get(p.value, p.value)) for p in PlanName},
+            locales=LOCALE_NAMES,
             base_domain=ctx.settings.base_domain,
+            consent_version=settings.consent_version,
         )
-        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict")
-        return response
 
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> Response:
-        return form({"app": "openslides", "locale": "fr"}, {})
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> Response:
+        lang = web.lang(request)
+        return form_page(request, {"app": "openslides", "plan": "small", "locales": [lang]}, {})
 
-    @app.post("/request")
-    def submit(
-        name: Annotated[str, Form()] = "",
-        slug: Annotated[str, Form()] = "",
-        contact_name: Annotated[str, Form()] = "",
-        contact_email: Annotated[str, Form()] = "",
-        csrf: Annotated[str, Form()] = "",
-        app_name: Annotated[str, Form(alias="app")] = "openslides",
-        host: Annotated[str, Form()] = "",
-        locale: Annotated[str, Form()] = "fr",
-        osp_csrf: Annotated[str | None, Cookie()] = None,
-    ) -> Response:
-        values = {
-            "name": name,
-            "slug": slug,
-            "contact_name": contact_name,
-            "contact_email": contact_email,
-            "app": app_name,
-            "host": host,
-            "locale": locale,
-        }
-        if not osp_csrf or not hmac.compare_digest(osp_csrf, csrf):
-            return form(values, {"form": ["the form expired; please submit it again"]}, 400)
-        ctx = context()
-        slug = slug.strip().lower()
+    @app.post("/request", response_class=HTMLResponse, include_in_schema=False)
+    async def submit(request: Request) -> Response:
+        ip = client_ip(request)
+        raw = await form_data(request)
+        if not csrf_ok(request.cookies.get(CSRF_COOKIE), raw.get(CSRF_FIELD)):
+            return web.forbidden(request)
+        wait = web.posts.hit(ip)
+        if wait is not None:
+            return web.too_many(request, wait)
+        if raw.get(HONEYPOT_FIELD):  # a robot: it is told what a person would be
+            return RedirectResponse("/sent", status_code=303)
+        clean, errors = await run_in_threadpool(portal.validate, raw)
+        if errors:
+            values = {k: v for k, v in raw.items() if k not in (CSRF_FIELD, HONEYPOT_FIELD)}
+            return form_page(request, values, errors, 422)
+        wait = web.per_ip.retry_after(ip) or web.per_email.retry_after(clean["contact_email"])
+        if wait is not None:
+            return web.too_many(request, wait)
+        web.per_ip.hit(ip)
+        web.per_email.hit(clean["contact_email"])
         try:
-            app_entry = ctx.catalog.app(app_name)
-            spec = validate_spec(
-                {
-                    "slug": slug,
-                    "name": name.strip(),
-                    "app": {"name": app_name, "version": app_entry.latest.version},
-                    "hosts": {"primary": host.strip() or f"{slug}.{ctx.settings.base_domain}"},
-                    "admin": {"name": contact_name.strip(), "email": contact_email.strip()},
-                    "contacts": [
-                        {
-                            "name": contact_name.strip(),
-                            "email": contact_email.strip(),
-                            "role": "administrative",
-                        }
-                    ],
-                    "locales": {"default": locale, "available": sorted({locale, "en"})},
-                    "platform": {"kind": ctx.settings.default_platform},
-                    "labels": {"origin": "web-form"},
-                },
-                source="request",
-                catalog=ctx.catalog,
-            )
-            if ctx.specs.exists(slug) or ctx.tenants.get(slug) is not None:
-                return form(values, {"slug": [f"{slug!r} is already taken"]}, 409)
-            ctx.specs.check_against_fleet(spec)
-        except SpecError as e:
-            return form(values, _field_errors(e), 422)
-        except OspOpsError as e:
-            return form(values, {"form": [str(e)]}, 422)
-        ctx.specs.write(spec)
-        request(ctx, "create", spec, requested_by=f"web:{spec.admin.email}")
-        ctx.secrets.ensure(slug, STATUS_TOKEN, lambda: secrets.token_urlsafe(24))
-        token = ctx.secrets.get(slug, STATUS_TOKEN)
-        return RedirectResponse(f"/status/{slug}?token={token}", status_code=303)
-
-    def _authorized(ctx: Context, slug: str, token: str) -> None:
-        try:
-            expected = ctx.secrets.get(slug, STATUS_TOKEN)
-        except NotFoundError:
-            raise HTTPException(404, "unknown request") from None
-        if not hmac.compare_digest(expected, token):
-            raise HTTPException(404, "unknown request")
-
-    def _status(ctx: Context, slug: str) -> dict[str, Any]:
-        rec = ctx.tenants.require(slug)
-        ops = ctx.operations.recent(tenant=slug, limit=1)
-        spec = ctx.specs.load(slug)
-        data: dict[str, Any] = {
-            "slug": slug,
-            "name": spec.name,
-            "phase": str(rec.phase),
-            "reason": rec.reason,
-            "app": rec.app,
-            "version": rec.observed_version,
-            "url": f"https://{spec.hosts.primary}/" if rec.phase.value == "ready" else None,
-        }
-        if ops:
-            op = ops[0]
-            data["operation"] = {
-                "kind": op.kind,
-                "status": op.status,
-                "steps": [{"name": s.name, "status": s.status} for s in op.steps],
+            await run_in_threadpool(portal.submit, clean, ip=ip, lang=web.lang(request))
+        except OspOpsError:
+            errors = {
+                "form": [
+                    Message(N_("We could not send the confirmation email; please try again later."))
+                ]
             }
-        return data
+            return form_page(request, raw, errors, 503)
+        return RedirectResponse(f"/sent?lang={web.lang(request)}", status_code=303)
 
-    @app.get("/status/{slug}", response_class=HTMLResponse)
-    def status_page(slug: str, token: str = "") -> Response:
-        ctx = context()
-        _authorized(ctx, slug, token)
-        data = _status(ctx, slug)
-        return _page(
-            "status.html", status=200, s=data, done=data["phase"] in ("ready", "failed", "deleted")
+    @app.get("/sent", response_class=HTMLResponse, include_in_schema=False)
+    def sent(request: Request) -> Response:
+        return web.message(
+            request,
+            N_("Check your email"),
+            N_(
+                "We sent you a link to confirm the request. It is valid for 24 hours; nothing happens before you open it."
+            ),
         )
 
-    @app.get("/api/status/{slug}")
-    def status_json(slug: str, token: str = "") -> JSONResponse:
-        ctx = context()
-        _authorized(ctx, slug, token)
-        return JSONResponse(_status(ctx, slug))
+    @app.get("/confirm/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def confirm_page(request: Request, token: str, space: str = "") -> Response:
+        if not portal.requests.confirmable(token):
+            return web.not_found(request)
+        return web.page(
+            request, "confirm.html", csrf=web.csrf_token(request), token=token, space=space
+        )
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.post("/confirm/{token}", response_class=HTMLResponse, include_in_schema=False)
+    async def confirm(request: Request, token: str) -> Response:
+        raw = await form_data(request)
+        if not csrf_ok(request.cookies.get(CSRF_COOKIE), raw.get(CSRF_FIELD)):
+            return web.forbidden(request)
+        wait = web.posts.hit(client_ip(request))
+        if wait is not None:
+            return web.too_many(request, wait)
+        req = await run_in_threadpool(portal.confirm, token)
+        if req is None:
+            return web.not_found(request)
+        space = raw.get("space", "")
+        owner = portal.requests.by_access(space) if isinstance(space, str) and space else None
+        if owner is not None and owner.id == req.id:
+            return RedirectResponse(f"/space/{space}", status_code=303)
+        return web.message(
+            request,
+            N_("Request confirmed"),
+            N_("The operations team reviews it; you are told by email of each step."),
+        )
+
+    @app.get("/space/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def space_page(request: Request, token: str) -> Response:
+        req = portal.requests.by_access(token)
+        if req is None:
+            return web.not_found(request)
+        return web.page(request, "space.html", s=portal.space(portal.sync(req)))
+
+    @app.get("/static/portal.css", include_in_schema=False)
+    def css() -> Response:
+        return Response(_CSS, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    admin.register(app, web)
+    app.include_router(api.router(web))
 
     @app.middleware("http")
-    async def security_headers(req: Request, call_next: Callable[[Request], Any]) -> Response:
-        response: Response = await call_next(req)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'"
-        )
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        if settings.secure_cookies:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
         return response
 
     return app
