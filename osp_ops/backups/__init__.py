@@ -24,13 +24,13 @@ from osp_ops.backups.pipeline import (
     DumpSource,
     FilesSource,
     Source,
-    libpq_env,
     new_identity,
     pg_dump_source,
 )
 from osp_ops.backups.prune import PruneResult, prune
 from osp_ops.backups.restore import RestoreReport, restore_backup
 from osp_ops.backups.verify import VerifyReport, verify_backup, verify_backups
+from osp_ops.domain.libpq import libpq_env
 from osp_ops.objects.base import ObjectInfo, ObjectStore
 from osp_ops.objects.factory import open_store
 from osp_ops.objects.local import LocalStore

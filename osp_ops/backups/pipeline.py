@@ -34,13 +34,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol, cast
-from urllib.parse import unquote, urlparse
 
 import pyrage
 import zstandard
 
 from osp_ops.backups.streams import CHUNK, ChunkPipe, CountingWriter, Digest, PipeClosedError
 from osp_ops.domain.errors import BackupError, OspOpsError
+from osp_ops.domain.libpq import libpq_env
 from osp_ops.objects.base import ObjectStore
 
 ZSTD_LEVEL = 3
@@ -122,30 +122,6 @@ class CommandSource:
                 self._proc.stdout.close()
         if self._stderr is not None:
             self._stderr.close()
-
-
-def libpq_env(dsn: str) -> dict[str, str]:
-    """Split a ``postgresql://user:pw@host:port/db`` DSN into libpq variables.
-
-    The password goes into ``PGPASSWORD`` so that no argv ever carries it.
-    """
-    u = urlparse(dsn)
-    if u.scheme not in ("postgresql", "postgres"):
-        raise BackupError("database DSN must be a postgresql:// URL")
-    env = {"PGDATABASE": unquote(u.path.lstrip("/")) or "postgres"}
-    if u.hostname:
-        env["PGHOST"] = u.hostname
-    if u.port:
-        env["PGPORT"] = str(u.port)
-    if u.username:
-        env["PGUSER"] = unquote(u.username)
-    if u.password is not None:
-        env["PGPASSWORD"] = unquote(u.password)
-    for part in u.query.split("&"):
-        k, _, v = part.partition("=")
-        if k == "sslmode":
-            env["PGSSLMODE"] = v
-    return env
 
 
 def pg_dump_source(

@@ -23,9 +23,10 @@ from pathlib import Path
 
 from osp_ops.backups.catalog import read_manifest
 from osp_ops.backups.manifest import Manifest, ObjectEntry, Reporter, backup_prefix
-from osp_ops.backups.pipeline import DecodeResult, copy_stream, decode_object, libpq_env
+from osp_ops.backups.pipeline import DecodeResult, copy_stream, decode_object
 from osp_ops.backups.verify import verify_backup
 from osp_ops.domain.errors import BackupError
+from osp_ops.domain.libpq import libpq_env
 from osp_ops.objects.base import ObjectStore
 
 PG_RESTORE_ARGS = ("--no-owner", "--no-privileges", "--exit-on-error")

@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from osp_ops.domain.errors import ConfigError, PlatformError
+from osp_ops.domain.errors import PlatformError
+from osp_ops.domain.libpq import libpq_env
 from osp_ops.domain.names import db_name_for
 from osp_ops.domain.spec import TenantSpec
 
@@ -151,26 +152,6 @@ class FilesAccess(Protocol):
     def drop_files(self, spec: TenantSpec, name: str) -> None:
         """Remove the directory ``name`` beside the live one (if present)."""
         ...
-
-
-def libpq_env(dsn: str) -> dict[str, str]:
-    """libpq variables of a ``postgresql://user:pw@host:port/db`` DSN (password in env)."""
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ConfigError("the database admin DSN must be a postgresql:// URL")
-    env = {"PGHOST": parts.hostname or "", "PGPORT": str(parts.port or 5432)}
-    if parts.username:
-        env["PGUSER"] = unquote(parts.username)
-    if parts.password:
-        env["PGPASSWORD"] = unquote(parts.password)
-    db = unquote(parts.path.lstrip("/"))
-    if db:
-        env["PGDATABASE"] = db
-    for kv in parts.query.split("&"):
-        key, _, value = kv.partition("=")
-        if key == "sslmode":
-            env["PGSSLMODE"] = value
-    return {k: v for k, v in env.items() if v}
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -21,8 +21,9 @@ import psycopg
 import pytest
 import yaml
 
+from osp_ops.domain.libpq import libpq_env
 from osp_ops.domain.names import db_name_for
-from osp_ops.platforms.data import PsqlAdmin, libpq_env, with_database
+from osp_ops.platforms.data import PsqlAdmin, with_database
 from osp_ops.platforms.pgtenant import TenantDatabases
 from tests.fixtures.postgres import PostgresServer
 

@@ -27,10 +27,10 @@ from osp_ops.backups.pipeline import (
     Encoding,
     decode_object,
     encode_to_store,
-    libpq_env,
 )
 from osp_ops.backups.streams import ChunkPipe
 from osp_ops.domain.errors import BackupError, ConfigError, NotFoundError
+from osp_ops.domain.libpq import libpq_env
 from osp_ops.objects.base import TMP_MARK
 from osp_ops.objects.parts import MAX_PARTS, MIB, Parts, part_size
 
