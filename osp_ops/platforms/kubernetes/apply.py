@@ -17,13 +17,12 @@ prunes, then the rollout waits.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from osp_ops import failpoints
 from osp_ops.domain.errors import PlatformError, TemporaryError
 from osp_ops.domain.names import ownership_mark
 from osp_ops.domain.spec import TenantSpec
@@ -41,18 +40,9 @@ from osp_ops.platforms.kubernetes.wait import (
 from osp_ops.render import manifests as mf
 from osp_ops.render.helm_values import OWNER_ANNOTATION, TENANT_LABEL, namespace_for, tenant_labels
 
-FAILPOINT_ENV = "OSP_OPS_FAILPOINT"
-
-
-def failpoint(name: str) -> None:
-    """Die here with SIGKILL when ``$OSP_OPS_FAILPOINT`` names ``name`` (crash tests).
-
-    The platform's own copy of the engine's failpoints (platforms cannot import the
-    engine): ``kube-apply:N`` fires after the N-th object written by one apply.
-    """
-    armed = os.environ.get(FAILPOINT_ENV)
-    if armed and name in armed.split(","):
-        os.kill(os.getpid(), signal.SIGKILL)
+# Exported by the package; the failpoints themselves are osp_ops/failpoints.py.
+FAILPOINT_ENV = failpoints.ENV
+failpoint = failpoints.hit
 
 
 @dataclass(frozen=True)
@@ -239,7 +229,7 @@ def apply_plan(
             for job in jobs:
                 wait_job(kube, rendered.namespace, job["metadata"]["name"], reporter, poll=poll)
         apply_one(kube, obj, reporter, poll=poll)
-        failpoint(f"kube-apply:{n}")
+        failpoints.hit(f"kube-apply:{n}")  # after the n-th object written by one apply
     for key in plan.prune:
         info = kube.resource(api_version_of(key.kind), key.kind)
         kube.delete(
