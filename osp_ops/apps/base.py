@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from osp_ops.domain.catalog import App, AppKind, UpgradeTask, bootstrap_lock_text, lock_text
@@ -91,6 +92,12 @@ class AppProfile:
     def role(self) -> str:
         """The Ansible role that runs the app on hosts (``app_<name>``)."""
         return f"app_{self.name}"
+
+    @property
+    def roles_dir(self) -> Path | None:
+        """A directory holding the role, for a profile that ships its own; None: the
+        role is one of ``playbooks/roles``."""
+        return None
 
     def hosts_vars(self, version: str) -> dict[str, Any]:
         """The ``osp_app`` variables of a playbook run of ``version``."""

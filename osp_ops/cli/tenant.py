@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from osp_ops.apps.loader import default_apps
 from osp_ops.cli.common import context, queued, run_inline, slug_argument, verbosity
 from osp_ops.cli.drills import last_drill, summary
 from osp_ops.cli.lookup import unknown_tenant
@@ -95,7 +96,7 @@ def create(
     c: typer.Context,
     slug: Annotated[str, slug_argument("Tenant slug (DNS label), e.g. nanterre.")],
     app_name: Annotated[
-        str | None, typer.Option("--app", help="decidim or openslides (the default; hosts only).")
+        str | None, typer.Option("--app", help="App of the catalog (the default app if unset).")
     ] = None,
     version: Annotated[str | None, typer.Option(help="App version; the newest if unset.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
@@ -177,7 +178,7 @@ def _spec_from_flags(
     flags: Mapping[str, object],
     catalog: Catalog,
 ) -> TenantSpec:
-    app_name = str(flags.get("app") or "openslides")
+    app_name = str(flags.get("app") or default_apps().default_name)
     known = catalog.apps.get(app_name)
     version = str(flags.get("version") or (known.latest.version if known else ""))
     host = str(flags.get("host") or f"{slug}.{base_domain}")

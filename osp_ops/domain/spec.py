@@ -97,7 +97,11 @@ class _Spec(BaseModel):
 class AppRef(_Spec):
     """Which app and version the municipality runs."""
 
-    name: Literal["decidim", "openslides"] = Field(description="The participation app.")
+    # Checked against the app catalog (one entry per installed app profile), not a fixed list.
+    name: str = Field(
+        description="The participation app: a name of the app catalog (an installed app profile).",
+        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+    )
     version: str = Field(description="A version listed in the app catalog.")
 
 
@@ -291,7 +295,8 @@ def _problems(error: ValidationError, source: str) -> list[Problem]:
 def _check_app(name: str, version: str, catalog: Catalog, source: str) -> list[Problem]:
     app = catalog.apps.get(name)
     if app is None:
-        return [Problem(f"{source}: app.name", f"unknown app {name!r}")]
+        known = ", ".join(sorted(catalog.apps))
+        return [Problem(f"{source}: app.name", f"unknown app {name!r} (known: {known})")]
     if version not in {v.version for v in app.versions}:
         known = ", ".join(v.version for v in app.versions)
         return [

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from osp_ops.apps.loader import default_apps
 from osp_ops.backups import open_store
 from osp_ops.domain import redaction
-from osp_ops.domain.catalog import Catalog, default_catalog
+from osp_ops.domain.catalog import Catalog
 from osp_ops.domain.errors import ConfigError
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine.audit_anchors import StoreAnchors
@@ -110,7 +111,7 @@ def build_context(
 ) -> Context:
     """Open the state DB (migrating it) and wire the stores and platforms."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    catalog = catalog or default_catalog()
+    catalog = catalog or default_apps().catalog  # every installed app profile's
     _register_setting_secrets(settings)
     return Context(
         settings=settings,

@@ -123,6 +123,13 @@ class HostsPlatform:
         self.ansible_settings = dict(ansible_settings or {})
         if bad := sorted(k for k in self.ansible_settings if not k.startswith("ANSIBLE_")):
             raise ConfigError(f"ansible_settings are ANSIBLE_* variables, not {', '.join(bad)}")
+        # An app profile that ships its own role (a third-party app package) adds its
+        # directory to the role search path, after the playbooks' own roles.
+        app_roles = [str(p.roles_dir) for p in self.apps.profiles.values() if p.roles_dir]
+        if app_roles and "ANSIBLE_ROLES_PATH" not in self.ansible_settings:
+            self.ansible_settings["ANSIBLE_ROLES_PATH"] = os.pathsep.join(
+                [str(self.playbooks_dir / "roles"), *app_roles]
+            )
         if not (self.playbooks_dir / "site_tenant.yml").is_file():
             raise ConfigError(f"playbooks not found in {self.playbooks_dir} (set ${PLAYBOOKS_ENV})")
 
