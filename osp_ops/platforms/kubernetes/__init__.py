@@ -3,12 +3,14 @@
 Modules: ``client.py`` (the only importer of the ``kubernetes`` client, checked by
 import-linter), ``render.py`` (helm template, overlay, egress CIDRs), ``apply.py``
 (server-side apply policy, namespace, deletes, waits), ``wait.py`` (Job and Deployment
-readiness, pure), ``platform.py`` (``KubernetesPlatform``).
+readiness, pure), ``buckets.py`` (the tenants' upload buckets), ``platform.py``
+(``KubernetesPlatform``).
 
 How a tenant is converged (docs/platform-kubernetes.md has the whole story):
 
-1. ``provision``: the namespace ``osp-<slug>`` (tenant labels, Pod Security ``restricted``
-   enforced, audited and warned) and the RoleBinding giving the operator its rights in it
+1. ``provision``: the tenant's upload bucket (``app_storage: s3``, ``buckets.py``), the
+   namespace ``osp-<slug>`` (tenant labels, Pod Security ``restricted`` enforced,
+   audited and warned) and the RoleBinding giving the operator its rights in it
    (``osp-ops-tenant``; cluster-wide it manages namespaces only), the tenant's role and database on the shared
    PostgreSQL server (``pgtenant``), then the Secret ``decidim-secrets`` built from the
    engine's secrets (DATABASE_URL, SECRET_KEY_BASE, ADMIN_PASSWORD).
@@ -33,10 +35,40 @@ immutable (a Deployment selector, a Job's pod template) deletes the object (fore
 waits until it is gone and creates it again.
 """
 
-from osp_ops.platforms.kubernetes.apply import FAILPOINT_ENV, failpoint
-from osp_ops.platforms.kubernetes.client import FIELD_MANAGER, ApiError, Kube, ResourceInfo
-from osp_ops.platforms.kubernetes.platform import KubernetesPlatform
-from osp_ops.platforms.kubernetes.render import OVERLAY_FILE, REPO_CHARTS, Rendered
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from osp_ops.platforms.kubernetes.apply import FAILPOINT_ENV, failpoint
+    from osp_ops.platforms.kubernetes.client import FIELD_MANAGER, ApiError, Kube, ResourceInfo
+    from osp_ops.platforms.kubernetes.platform import KubernetesPlatform
+    from osp_ops.platforms.kubernetes.render import OVERLAY_FILE, REPO_CHARTS, Rendered
+
+# Imported on first use: the kubernetes client costs ~2 s and ~45 MiB, and processes
+# that only need ``buckets`` (or nothing of Kubernetes) must not pay for it.
+_EXPORTS = {
+    "FAILPOINT_ENV": "apply",
+    "failpoint": "apply",
+    "FIELD_MANAGER": "client",
+    "ApiError": "client",
+    "Kube": "client",
+    "ResourceInfo": "client",
+    "KubernetesPlatform": "platform",
+    "OVERLAY_FILE": "render",
+    "REPO_CHARTS": "render",
+    "Rendered": "render",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The package's exports, from the module that defines each (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "FAILPOINT_ENV",

@@ -22,6 +22,7 @@ from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms import pgtenant
 from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult, null_reporter
 from osp_ops.platforms.kubernetes import apply
+from osp_ops.platforms.kubernetes.buckets import TenantBuckets
 from osp_ops.platforms.kubernetes.client import Kube, new_api_client
 from osp_ops.platforms.kubernetes.render import REPO_CHARTS, ChartRenderer, Rendered
 from osp_ops.platforms.kubernetes.wait import FAILED, deployment_ready, job_state
@@ -64,6 +65,7 @@ class KubernetesPlatform:
             charts_dir=self.charts_dir,
             values_overlay=values_overlay,
         )
+        self.buckets = TenantBuckets(settings)
         self._clients: dict[str | None, Kube] = {}
         self._dbs: pgtenant.TenantDatabases | None = None
         self._lock = threading.Lock()
@@ -218,8 +220,9 @@ class KubernetesPlatform:
         reporter: Reporter,
         tenant_id: str | None = None,
     ) -> Change:
-        """Namespace, tenant database and role (each with the tenant's ownership mark;
-        one without it is refused), the tenant's Secret."""
+        """The upload bucket (``app_storage: s3``), namespace, tenant database and role
+        (each with the tenant's ownership mark; one without it is refused), the Secret."""
+        bucket = self.buckets.ensure(spec, reporter)
         kube = self.kube(spec)
         changed = apply.ensure_namespace(kube, spec, reporter, tenant_id, poll=self.poll)
         namespace = namespace_for(spec.slug)
@@ -252,8 +255,9 @@ class KubernetesPlatform:
         if not secret_current:
             apply.apply_one(kube, secret, reporter, poll=self.poll)
         return Change(
-            changed=changed + int(created) + int(not secret_current),
+            changed=bucket + changed + int(created) + int(not secret_current),
             details={
+                "bucket": bucket,
                 "namespace": changed,
                 "database": int(created),
                 "secret": int(not secret_current),
@@ -283,16 +287,10 @@ class KubernetesPlatform:
 
     def _live_version(self, kube: Kube, spec: TenantSpec) -> str:
         """The version the web Deployment runs (the spec's when there is none yet)."""
-        app = self.catalog.app(spec.app.name)
         info = kube.resource("apps/v1", "Deployment")
         dep = kube.get(info.path(namespace_for(spec.slug), f"{spec.app.name}-web"))
-        if dep is not None:
-            image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
-            tag = image.rpartition(":")[2]
-            for v in app.versions:
-                if v.tag == tag:
-                    return v.version
-        return spec.app.version
+        live = self._tag_version(spec, dep) if dep is not None else None
+        return live or spec.app.version
 
     def _live_secret_data(self, kube: Kube, spec: TenantSpec) -> dict[str, str] | None:
         info = kube.resource("v1", "Secret")
@@ -443,7 +441,8 @@ class KubernetesPlatform:
         self, *, spec: TenantSpec, reporter: Reporter, tenant_id: str | None = None
     ) -> Change:
         """Delete the namespace, wait until it is gone, drop the database and role: only
-        what carries the tenant's ownership mark (PlatformError otherwise)."""
+        what carries the tenant's ownership mark (PlatformError otherwise); then the
+        upload bucket with every object in it (``app_storage: s3``)."""
         kube = self.kube(spec)
         ns = namespace_for(spec.slug)
         info = kube.resource("v1", "Namespace")
@@ -474,6 +473,7 @@ class KubernetesPlatform:
                     status="changed",
                 )
             )
+        changed += self.buckets.delete(spec, reporter)
         return Change(changed=changed)
 
 
