@@ -224,3 +224,34 @@ def test_install_upgrade_and_suspend(kube: KubeCluster, namespace: str) -> None:
     assert status["info"]["status"] == "deployed"
     assert "MAINTENANCE MODE" in status["info"]["notes"]
     kube_helm(kube, "uninstall", RELEASE, "--namespace", namespace, "--wait")
+
+
+def test_helm_test_runs_the_health_pod(kube: KubeCluster, namespace: str) -> None:
+    """`helm test`: the test NetworkPolicies, then the pod, admitted under the restricted
+    level and the tenant's quota (kwok plays curl's success); the policies go when the
+    test passed, the pod stays for `helm test --logs`."""
+    from kubernetes import client
+
+    values = str(CHART / "ci" / "values-s3-storage.yaml")
+    kube_helm(
+        kube,
+        "install", RELEASE, str(CHART),
+        "--namespace", namespace,
+        "-f", values,
+        "--wait", "--wait-for-jobs", "--timeout", "4m",
+    )  # fmt: skip
+    result = kube_helm(kube, "test", RELEASE, "--namespace", namespace, "--timeout", "2m")
+    assert f"TEST SUITE:     {FULLNAME}-test-health" in result.stdout, result.stdout
+    assert "Phase:          Succeeded" in result.stdout, result.stdout
+    with kube.api_client() as api:
+        core = client.CoreV1Api(api)
+        pod = core.read_namespaced_pod(f"{FULLNAME}-test-health", namespace)
+        assert pod.status.phase == "Succeeded"
+        assert pod.spec.containers[0].image == "docker.io/curlimages/curl:8.11.1"
+        policies = client.NetworkingV1Api(api).list_namespaced_network_policy(namespace).items
+        names = {p.metadata.name for p in policies}
+        assert f"{FULLNAME}-default-deny" in names
+        assert not {f"{FULLNAME}-test-egress", f"{FULLNAME}-test-ingress"} & names
+    forbidden = [e for e in _events(kube, namespace) if "FailedCreate" in e or "forbidden" in e]
+    assert not forbidden, forbidden
+    kube_helm(kube, "uninstall", RELEASE, "--namespace", namespace, "--wait")
