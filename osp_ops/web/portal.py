@@ -72,6 +72,7 @@ class Portal:
         """Every problem of a submitted form at once, by field (the address already taken
         and what the spec itself refuses included)."""
         ctx = self.ctx
+        self.requests.expire()  # an expired request no longer holds its address
         clean, errors = forms.validate(
             raw,
             settings=ctx.settings,
@@ -144,13 +145,16 @@ class Portal:
             tenant=req.slug,
             details={"request": req.id, "consent_version": req.consent_version},
         )
-        self._mail(req, "state")
+        self._notify(req)
         if self.settings.ops_email:
-            self._send(
-                self.settings.ops_email,
-                f"[osp-ops] request {req.id} ({req.slug}) waits for approval",
-                f"osp-ops request show {req.id}\n",
-            )
+            try:
+                self._send(
+                    self.settings.ops_email,
+                    f"[osp-ops] request {req.id} ({req.slug}) waits for approval",
+                    f"osp-ops request show {req.id}\n",
+                )
+            except OspOpsError as e:
+                log.warning("ops mail about request %s not sent: %s", req.id, e)
         return req
 
     # --- the ops team -----------------------------------------------------------------
@@ -177,7 +181,7 @@ class Portal:
             tenant=spec.slug,
             details={"request": request_id, "operation": op.id},
         )
-        self._mail(req, "state")
+        self._notify(req)
         return req
 
     def reject(self, request_id: str, *, actor: str, reason: str) -> PortalRequest:
@@ -194,10 +198,8 @@ class Portal:
             tenant=req.slug,
             details={"request": request_id},
         )
-        try:
-            self._mail(req, "state")
-        finally:
-            self.requests.forget_personal(request_id)
+        self._notify(req)
+        self.requests.forget_personal(request_id)
         return self.requests.require(request_id)
 
     def expire(self) -> list[str]:
@@ -219,10 +221,7 @@ class Portal:
             moved = self.requests.move(req.id, target, expect=req.state)
         except IllegalTransitionError:  # another process moved it first
             return self.requests.require(req.id)
-        try:
-            self._mail(moved, "state")
-        except OspOpsError as e:
-            log.warning("state mail of request %s not sent: %s", req.id, e)
+        self._notify(moved)
         return moved
 
     def space(self, req: PortalRequest) -> dict[str, Any]:
@@ -273,7 +272,7 @@ class Portal:
         window = spec.maintenance_window
         start = next_start(window, spec.time_zone, utcnow())
         out["maintenance"] = {
-            "start": start.isoformat(timespec="minutes"),
+            "start": start.strftime("%Y-%m-%d %H:%M"),
             "duration_minutes": window.duration_minutes,
             "time_zone": spec.time_zone,
         }
@@ -305,6 +304,14 @@ class Portal:
             **values,
         )
         self._send(req.email, subject, body)
+
+    def _notify(self, req: PortalRequest) -> None:
+        """Email the request's new state; a mail that cannot be sent is logged (the change
+        of state stands, and the client space shows it)."""
+        try:
+            self._mail(req, "state")
+        except OspOpsError as e:
+            log.warning("state mail of request %s not sent: %s", req.id, e)
 
     def _send(self, to: str, subject: str, body: str) -> None:
         self.mailer.send(to=to, subject=subject, body=body)

@@ -316,3 +316,23 @@ def test_json_api_and_openapi(client: TestClient, ctx: Context, smtp: tuple[Inbo
     assert [o.kind for o in ctx.operations.recent()] == ["create"]
     again = client.post(f"/api/v1/admin/requests/{req['id']}/approve", headers=auth)
     assert again.status_code == 409
+
+
+def test_mail_server_down(ctx: Context, smtp: tuple[Inbox, int]) -> None:
+    from tests.web.conftest import free_port
+
+    down = TestClient(create_app(lambda: ctx, settings=portal_settings(free_port())))
+    r = submit(down)
+    assert r.status_code == 503 and "courriel de confirmation" in r.text  # type: ignore[attr-defined]
+    [req] = RequestStore(ctx.db).recent()
+    assert req.state is RequestState.expired and req.email is None  # holds nothing
+    up = TestClient(create_app(lambda: ctx, settings=portal_settings(smtp[1])))
+    assert submit(up).status_code == 303  # type: ignore[attr-defined]
+    link = confirm_link(smtp[0])
+    page = down.get(link)
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token
+    # The state mail cannot go out: the confirmation stands all the same.
+    r = down.post(link.split("?")[0], data={"csrf": token.group(1)}, follow_redirects=False)
+    assert r.status_code == 200
+    assert RequestStore(ctx.db).recent()[0].state is RequestState.pending
