@@ -1,6 +1,6 @@
 """Pure helpers of the Kubernetes platform: parse, order, hash, diff and prune manifests.
 
-No I/O here: ``platforms/kubernetes.py`` feeds in what ``helm template`` printed and
+No I/O here: ``platforms/kubernetes/`` feeds in what ``helm template`` printed and
 what the API server listed, and applies the plans computed here.
 """
 
