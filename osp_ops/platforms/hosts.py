@@ -283,7 +283,7 @@ class HostsPlatform:
             proc = subprocess.run(
                 ["ansible-inventory", "-i", str(self.settings.inventory), "--list"],
                 capture_output=True, text=True, timeout=120, check=False,
-                env={**os.environ, "PATH": _path(), "ANSIBLE_NOCOLOR": "1"},
+                env={**os.environ, **ansible_env(self.playbooks_dir, self.ansible_settings)},
             )  # fmt: skip
             out = json.loads(proc.stdout) if proc.returncode == 0 else None
         except (OSError, ValueError, subprocess.TimeoutExpired) as e:
@@ -380,14 +380,7 @@ class HostsPlatform:
                 quiet=True,
                 suppress_env_files=True,
                 event_handler=on_event,
-                envvars={
-                    "ANSIBLE_NOCOLOR": "1",
-                    "ANSIBLE_RETRY_FILES_ENABLED": "0",
-                    "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
-                    "ANSIBLE_PIPELINING": "1",
-                    **self.ansible_settings,
-                    "PATH": _path(),
-                },
+                envvars=ansible_env(self.playbooks_dir, self.ansible_settings),
             )
         finally:
             _scrub(run_dir, hidden)
@@ -436,6 +429,18 @@ def _local_python() -> str:
     """The host's own Python for modules on localhost (as on any host), else ours."""
     system = Path("/usr/bin/python3")
     return str(system) if system.exists() else sys.executable
+
+
+def ansible_env(playbooks_dir: Path, settings: Mapping[str, str]) -> dict[str, str]:
+    """The environment of osp-ops' Ansible commands: the settings of
+    ``playbooks/ansible.cfg`` (as a run by hand gets them), then ``settings``
+    (``ANSIBLE_*``) over them; plain output; this Python's tools first on PATH."""
+    return {
+        "ANSIBLE_CONFIG": str(playbooks_dir / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",  # output only: osp-ops reads events, people read op show
+        **settings,
+        "PATH": _path(),
+    }
 
 
 def _path() -> str:

@@ -1,7 +1,9 @@
-"""Static checks of playbooks/: syntax of every playbook, ansible-lint, role layout."""
+"""Static checks of playbooks/: syntax of every playbook, ansible-lint, role layout, and
+the ansible.cfg that osp-ops runs and runs by hand share."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from osp_ops.platforms.hosts import default_playbooks_dir
+from osp_ops.platforms.hosts import ansible_env, default_playbooks_dir
 
 pytestmark = pytest.mark.unit
 
@@ -57,3 +59,31 @@ def test_role_layout_and_prefixed_commented_defaults(role: str) -> None:
                 or lines[i - 1].startswith(prefix)
                 or (lines[i - 2].startswith("#"))
             ), f"{role}: {line!r} has no comment"
+
+
+# What osp-ops runs need, whatever the operator's own Ansible configuration says.
+RUN_SETTINGS = {"ANSIBLE_PIPELINING": True, "RETRY_FILES_ENABLED": False,
+                "INTERPRETER_PYTHON": "auto_silent"}  # fmt: skip
+
+
+def _config(env: dict[str, str], cwd: Path) -> dict[str, object]:
+    r = subprocess.run(
+        [str(BIN / "ansible-config"), "dump", "--only-changed", "--format", "json"],
+        cwd=cwd, capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    return {e["name"]: e["value"] for e in json.loads(r.stdout)}
+
+
+def test_osp_ops_runs_and_runs_by_hand_read_the_same_ansible_cfg(tmp_path: Path) -> None:
+    clean = {k: v for k, v in _env().items() if not k.startswith("ANSIBLE_")}
+    # osp-ops: ANSIBLE_CONFIG names the file, wherever the process runs.
+    ours = _config({**clean, **ansible_env(PLAYBOOKS, {})}, tmp_path)
+    # By hand from playbooks/: Ansible reads ./ansible.cfg.
+    by_hand = _config(clean, PLAYBOOKS)
+    for name, value in RUN_SETTINGS.items():
+        assert ours[name] == value, name
+        assert by_hand[name] == value, name
+    assert ours["CONFIG_FILE"] == by_hand["CONFIG_FILE"] == str(PLAYBOOKS / "ansible.cfg")
+    # The ANSIBLE_* settings given to HostsPlatform win over the file.
+    over = _config({**clean, **ansible_env(PLAYBOOKS, {"ANSIBLE_PIPELINING": "0"})}, tmp_path)
+    assert over["ANSIBLE_PIPELINING"] is False
