@@ -18,10 +18,10 @@ from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
 from osp_ops.domain.schedule import is_due
 from osp_ops.domain.spec import TenantSpec
-from osp_ops.engine import backup as ops
-from osp_ops.engine import deletion, interrupted
+from osp_ops.engine import backup_access, deletion, interrupted
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.context import Context
+from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.recovery import ensure_recovery_key, recovery_warning
 from osp_ops.engine.repair import verify_tenant
 from osp_ops.store.backups import BackupRecord, Backups
@@ -59,7 +59,7 @@ def _live(ctx: Context, specs: list[TenantSpec], slug: str | None, what: str) ->
 
 
 def _last_complete(ctx: Context, spec: TenantSpec) -> datetime | None:
-    store = ops.store_for(ctx)
+    store = backup_access.store_for(ctx)
     done = [i for i in list_backups(store, spec.slug) if i.state == "complete"]
     return done[-1].taken_at if done else None
 
@@ -144,7 +144,10 @@ def list_(
     ctx = context(c)
     records = {b.id: b for b in Backups(ctx.db).for_tenant(slug)}
     infos = list_backups(
-        ops.store_for(ctx), slug, mac_key=ops.known_mac_key(ctx, slug), completed=set(records)
+        backup_access.store_for(ctx),
+        slug,
+        mac_key=backup_access.known_mac_key(ctx, slug),
+        completed=set(records),
     )
     if not infos:  # a typo'd slug is not "no backup"
         lookup.require_tenant(ctx, slug)
@@ -313,7 +316,7 @@ def restore(
     lookup.require_tenant(ctx, slug)
     if confirm_drop:
         spec = ctx.specs.load(slug)
-        names = ops.retired_databases(ctx, spec)
+        names = restores.retired_databases(ctx, spec)
         if not names:
             console.print("nothing retired to drop")
             return
@@ -322,7 +325,7 @@ def restore(
                 f"Drop {', '.join(names)} of {slug} for good (data earlier restores replaced)?",
                 abort=True,
             )
-        dropped = ops.drop_retired(ctx, spec)
+        dropped = restores.drop_retired(ctx, spec)
         console.print(f"dropped {', '.join(dropped)}" if dropped else "nothing retired to drop")
         return
     pending = interrupted.interrupted_of(ctx, to or slug, "restore")
@@ -332,7 +335,7 @@ def restore(
         and (pending.params.get("source_tenant") == (slug if to else None))
     ):  # the same command again: the interrupted restore's backup
         backup_id = str(pending.params["backup_id"])
-    info = ops.find_backup(ctx, slug, lookup.backup_id(ctx, slug, backup_id))
+    info = restores.find_backup(ctx, slug, lookup.backup_id(ctx, slug, backup_id))
     if to is not None:
         _clone(c, slug, to, info, host=host, wait=wait)
         return
@@ -347,7 +350,7 @@ def restore(
             "(the current data is kept as retired until --confirm-drop).",
             abort=True,
         )
-    fresh = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC))
+    fresh = restores.restore_params(ctx, spec, info.backup_id, datetime.now(UTC))
     params = interrupted.resume_params(ctx, slug, "restore", fresh)
     _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params, verbose=verbosity(c))
     retired = [params["retired_database"], params.get("files_retired")]
@@ -373,24 +376,26 @@ def _clone(
     ctx = context(c)
     if ctx.specs.exists(slug):
         spec = ctx.specs.load(slug)
-        if spec.labels.get(ops.CLONE_LABEL) != source:
+        if spec.labels.get(restores.CLONE_LABEL) != source:
             raise SpecError(
                 [Problem("--to", f"tenant {slug!r} exists and is not a clone of {source!r}")],
                 subject="command",
             )
         console.print(f"{ctx.specs.path(slug)} exists: continuing the clone")
     else:
-        spec = ops.clone_spec(ctx, ctx.specs.load(source), slug, backup=info, host=host)
+        spec = restores.clone_spec(ctx, ctx.specs.load(source), slug, backup=info, host=host)
         ctx.specs.check_against_fleet(spec)
         console.print(f"wrote {ctx.specs.write(spec)}")
     op, created = request_converge(ctx, spec)
     if op.kind in ("create", "apply", "upgrade"):
         result = run_inline(ctx, op, created=created, wait=wait, verbose=verbosity(c))
         console.print(f"{result.kind} {slug}: {result.status}")
-    fresh = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC), source_tenant=source)
+    fresh = restores.restore_params(
+        ctx, spec, info.backup_id, datetime.now(UTC), source_tenant=source
+    )
     params = interrupted.resume_params(ctx, slug, "restore", fresh)
     _run_each(ctx, "restore", [spec], concurrency=1, wait=wait, params=params, verbose=verbosity(c))
-    ops.drop_retired(ctx, spec)  # what the restore replaced was the clone's empty start
+    restores.drop_retired(ctx, spec)  # what the restore replaced was the clone's empty start
     health = ctx.platform(spec).health(spec=spec)
     console.print(f"{slug} is a copy of {source} backup {info.backup_id}: {health.url}")
     console.print(f"admin login: osp-ops tenant credentials {slug}")
@@ -418,7 +423,7 @@ def list_retired(
 ) -> None:
     """Databases and file directories restores switched away from (kept until dropped)."""
     ctx = context(c)
-    names = ops.retired_databases(ctx, ctx.specs.load(slug))
+    names = restores.retired_databases(ctx, ctx.specs.load(slug))
     if json_:
         print_json({"tenant": slug, "retired": names})
         return

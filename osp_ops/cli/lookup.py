@@ -11,7 +11,7 @@ from osp_ops.backups import list_backups
 from osp_ops.cli.output import err_console
 from osp_ops.domain.display import match_id, suggest
 from osp_ops.domain.errors import NotFoundError
-from osp_ops.engine import backup as backup_ops
+from osp_ops.engine.backup_access import store_for
 from osp_ops.engine.context import Context
 from osp_ops.store.backups import Backups
 from osp_ops.store.operations import OperationInfo
@@ -56,7 +56,7 @@ def backup_id(ctx: Context, slug: str, given: str | None) -> str | None:
     stays None: the command's default backup)."""
     if given is None:
         return None
-    found = {i.backup_id for i in list_backups(backup_ops.store_for(ctx), slug)}
+    found = {i.backup_id for i in list_backups(store_for(ctx), slug)}
     found |= {b.id for b in Backups(ctx.db).for_tenant(slug)}
     if not found:
         require_tenant(ctx, slug)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-# What delete keeps: the backup key (engine/backup.py IDENTITY_SECRET).
+# What delete keeps: the backup key (engine/backup_access.py IDENTITY_SECRET).
 KEPT_SECRETS = ("backup_identity",)
 
 _FORMAT = "%Y-%m-%d %H:%M UTC"

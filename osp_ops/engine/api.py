@@ -18,22 +18,10 @@ from osp_ops.domain.errors import (
 )
 from osp_ops.domain.phases import TRANSITIONS, Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec
-from osp_ops.engine import upgrade_tasks  # noqa: F401  (registers upgrade-tasks@<version>)
 from osp_ops.engine.context import Context
 from osp_ops.engine.interrupted import resumed
 from osp_ops.engine.kinds.upgrade import hops, upgrade_steps
-from osp_ops.engine.steps import KINDS, STEPS
 from osp_ops.store.operations import OperationInfo
-
-# The phase a kind moves the tenant into first; checked before anything is recorded.
-_ENTRY_PHASE = {
-    "create": Phase.provisioning,
-    "apply": Phase.updating,
-    "suspend": Phase.suspended,
-    "resume": Phase.ready,
-    "delete": Phase.deleting,
-    "upgrade": Phase.updating,
-}
 
 
 def kind_for_converge(ctx: Context, slug: str) -> str:
@@ -75,7 +63,7 @@ def request(
         raise SpecError([Problem("slug", p) for p in reserved])
     ctx.specs.check_against_fleet(spec)
     rec = ctx.tenants.get(spec.slug)
-    entry = _ENTRY_PHASE.get(kind)
+    entry = ctx.kinds.entry_phase(kind)  # checked before anything is recorded
     pending = ctx.operations.pending_for(spec.slug)
     deleted = rec is not None and rec.phase is Phase.deleted
     if deleted and kind in ("create", "apply") and not pending and not reuse_deleted:
@@ -103,7 +91,7 @@ def request(
     op, created = ctx.operations.enqueue(
         tenant=spec.slug,
         kind=kind,
-        steps=steps or KINDS[kind].steps,
+        steps=steps or ctx.kinds.kind(kind).steps,
         params=all_params,
         requested_by=requested_by or ctx.actor,
     )
@@ -122,7 +110,7 @@ def request_upgrade(
 ) -> tuple[OperationInfo, bool]:
     """Queue an upgrade from the running version to the spec's, one catalog step at a time.
 
-    A backup is taken first when the backup step is available. CatalogError when the
+    A verified backup is taken first (``backup-before-upgrade``). CatalogError when the
     catalog allows no path (a downgrade or a skipped minor version).
     """
     rec = ctx.tenants.get(spec.slug)
@@ -134,7 +122,7 @@ def request_upgrade(
         h.version for h in hops(app, rec.observed_version, tuple(path)) if h.tasks
     )
     steps = upgrade_steps(
-        tuple(path), backup_first="backup-before-upgrade" in STEPS, with_tasks=with_tasks
+        tuple(path), backup_first=ctx.kinds.has_step("backup-before-upgrade"), with_tasks=with_tasks
     )
     return request(
         ctx,

@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from osp_ops.apps.loader import default_apps
@@ -16,6 +17,7 @@ from osp_ops.domain.catalog import Catalog
 from osp_ops.domain.errors import ConfigError
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine.audit_anchors import StoreAnchors
+from osp_ops.engine.registry import Registry, load_kinds
 from osp_ops.platforms.base import Platform
 from osp_ops.settings import SECRET_FIELDS, Settings
 from osp_ops.store.audit import AuditKey, AuditLog
@@ -39,13 +41,16 @@ def default_actor() -> str:
 
 @dataclass
 class Context:
-    """Settings, stores and platforms, shared by every operation of one process."""
+    """Settings, stores, platforms and operation kinds, shared by every operation of one
+    process."""
 
     settings: Settings
     db: Database
     catalog: Catalog
     actor: str
     platform_factory: PlatformFactory
+    # The operation kinds and their steps (engine/registry.py; StepContext steps).
+    kinds: Registry[Any]
     tenants: Tenants = field(init=False)
     operations: Operations = field(init=False)
     leases: Leases = field(init=False)
@@ -109,7 +114,8 @@ def build_context(
     catalog: Catalog | None = None,
     platform_factory: PlatformFactory | None = None,
 ) -> Context:
-    """Open the state DB (migrating it) and wire the stores and platforms."""
+    """Open the state DB (migrating it) and wire the stores, platforms and every
+    operation kind (a fresh registry, whatever was imported before)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     catalog = catalog or default_apps().catalog  # every installed app profile's
     _register_setting_secrets(settings)
@@ -119,6 +125,7 @@ def build_context(
         catalog=catalog,
         actor=actor or default_actor(),
         platform_factory=platform_factory or default_platform_factory(settings, catalog),
+        kinds=load_kinds(),
     )
 
 

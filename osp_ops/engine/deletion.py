@@ -8,8 +8,9 @@ every backup. The tenant is then ``deleted`` with the date its backups expire
 restore SLUG --to NEW` restores any of them; after it, the scheduled `backup prune`
 destroys the backups and the key (``prune_or_purge``), each deletion audited.
 
-Importing this module registers these steps (``engine/steps.py`` lists them in the
-``delete`` kind) and puts the purge in front of the ``prune`` step.
+The steps of the ``delete`` kind are in ``engine/kinds/lifecycle.py`` (``final-backup``,
+``forget-tls`` included); ``purge`` is the ``prune`` kind's rule for a deleted tenant
+(``engine/kinds/prune.py``).
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from typing import Any
 from osp_ops.backups import list_backups
 from osp_ops.backups.catalog import delete_backup
 from osp_ops.domain import deletion
-from osp_ops.domain.errors import ConfigError, IllegalTransitionError, OspOpsError
+from osp_ops.domain.errors import IllegalTransitionError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec
-from osp_ops.engine import backup as ops
+from osp_ops.engine.backup_access import IDENTITY_SECRET, store_for
 from osp_ops.engine.context import Context
-from osp_ops.engine.steps import KINDS, StepContext, register
+from osp_ops.engine.steps import StepContext
 from osp_ops.engine.verification import completed_ids
-from osp_ops.platforms import tls
 from osp_ops.platforms.base import Event
 from osp_ops.store.backups import Backups
 from osp_ops.store.tenants import TenantRecord
@@ -53,38 +53,6 @@ def delete_params(*, final_backup: bool, reason: str | None) -> dict[str, object
     return {"final_backup": False, "no_final_backup_reason": reason}
 
 
-def final_backup(sc: StepContext) -> str:
-    """A verified backup of the tenant before anything of it is removed."""
-    if sc.params.get("final_backup") is False:
-        reason = str(sc.params.get("no_final_backup_reason") or "")
-        _audit(sc, "tenant.delete-without-final-backup", {"reason": reason})
-        return f"skipped (--no-final-backup): {reason}"
-    rec = sc.ctx.tenants.require(sc.spec.slug)
-    if rec.observed_version is None and rec.phase in (Phase.requested, Phase.provisioning):
-        return "skipped: the tenant never ran, it has no data"
-    if getattr(sc.platform, "name", "") == "fake":  # unit tests: no data behind it
-        try:
-            ops.access_for(sc.ctx, sc.spec)
-        except ConfigError as e:
-            return f"skipped: {e}"
-    try:
-        ops.cleanup_incomplete(sc)
-        manifest = ops.take_backup(sc)
-        ops.verify_and_record(sc, manifest.backup_id)
-    except OspOpsError as e:
-        if e.hint is None:
-            e.hint = NO_FINAL_BACKUP_HINT
-        raise
-    _audit(sc, "backup.created", {"backup": manifest.backup_id, "before": "delete"})
-    return f"backup {manifest.backup_id}"
-
-
-def forget_tls(sc: StepContext) -> str:
-    """The tenant's certificate and private key leave the local CA's directory."""
-    removed = tls.forget_cert(sc.ctx.settings, slug=sc.spec.slug)
-    return f"removed {', '.join(removed)}" if removed else "no certificate of the local CA"
-
-
 def backups_expire_at(ctx: Context, rec: TenantRecord) -> datetime:
     """When a deleted tenant's backups expire: the date its delete recorded (tenants
     deleted before it was recorded: the last change of the record plus the setting)."""
@@ -102,7 +70,7 @@ def purge(sc: StepContext, rec: TenantRecord, *, dry_run: bool) -> str:
     if deletion.is_purged(rec.reason):
         return "deleted tenant, purged already: nothing left"
     expires = backups_expire_at(ctx, rec)
-    store = ops.store_for(ctx)
+    store = store_for(ctx)
     infos = list_backups(store, slug, completed=completed_ids(ctx, slug))
     if datetime.now(UTC) < expires:
         return (
@@ -116,7 +84,7 @@ def purge(sc: StepContext, rec: TenantRecord, *, dry_run: bool) -> str:
         _audit(sc, "backup.purged", {"backup": info.backup_id, "reason": "tenant deleted"})
         sc.report(Event(f"destroyed {info.backup_id}", host=slug, status="changed"))
     Backups(ctx.db).forget([i.backup_id for i in infos])
-    key = ctx.secrets.delete(slug, ops.IDENTITY_SECRET)
+    key = ctx.secrets.delete(slug, IDENTITY_SECRET)
     now = datetime.now(UTC)
     ctx.tenants.set_phase(slug, Phase.deleted, deletion.purged_reason(now))
     _audit(
@@ -125,14 +93,6 @@ def purge(sc: StepContext, rec: TenantRecord, *, dry_run: bool) -> str:
         {"backups": len(infos), "key_destroyed": key, "expired_at": expires.isoformat()},
     )
     return f"deleted tenant expired: destroyed {len(infos)} backups and the backup key"
-
-
-def prune_or_purge(sc: StepContext) -> str:
-    """The spec's retention for a tenant; the purge rule for a deleted one."""
-    rec = sc.ctx.tenants.get(sc.spec.slug)
-    if rec is not None and rec.phase is Phase.deleted:
-        return purge(sc, rec, dry_run=bool(sc.params.get("dry_run", False)))
-    return ops.prune_backups(sc)
 
 
 def refuse_deleted(ctx: Context, slug: str, what: str) -> None:
@@ -155,10 +115,3 @@ def live(ctx: Context, specs: list[TenantSpec]) -> tuple[list[TenantSpec], list[
     """(specs of tenants not deleted, slugs of the deleted ones)."""
     deleted = {r.slug for r in ctx.tenants.list() if r.phase is Phase.deleted}
     return [s for s in specs if s.slug not in deleted], [s.slug for s in specs if s.slug in deleted]
-
-
-register(
-    KINDS["delete"],
-    {"final-backup": final_backup, "forget-tls": forget_tls},
-)
-register(KINDS["prune"], {"prune": prune_or_purge})

@@ -18,9 +18,9 @@ from osp_ops.backups import (
 )
 from osp_ops.backups.manifest import MANIFEST, Manifest, manifest_bytes, parse_manifest
 from osp_ops.domain.errors import BackupError, NotFoundError
-from osp_ops.engine import backup as ops
+from osp_ops.engine.backup_access import store_for, tenant_keys
 from osp_ops.engine.context import Context
-from osp_ops.engine.steps import Kind, StepContext, register
+from osp_ops.engine.steps import StepContext
 from osp_ops.engine.verification import completed_ids, record_verify
 from osp_ops.store.backups import Backups
 
@@ -29,8 +29,8 @@ def verify_tenant(
     ctx: Context, slug: str, *, backup_id: str | None = None, sample: float = 1.0
 ) -> list[VerifyReport]:
     """Verify one backup or (a ``sample`` of) all; every result goes to the state DB."""
-    secret, _ = ops.tenant_keys(ctx, slug)
-    store, mac = ops.store_for(ctx), manifest_key(secret)
+    secret, _ = tenant_keys(ctx, slug)
+    store, mac = store_for(ctx), manifest_key(secret)
     completed = completed_ids(ctx, slug)
     if backup_id is not None:
         known = {i.backup_id for i in list_backups(store, slug)} | completed
@@ -69,8 +69,8 @@ def recorded_manifest(ctx: Context, slug: str, backup_id: str, mac: bytes) -> Ma
 def repair_manifest(sc: StepContext) -> str:
     """Write the state DB's manifest back, if the backup's data verifies against it."""
     slug, backup_id = sc.spec.slug, str(sc.params["backup_id"])
-    store = ops.store_for(sc.ctx)
-    secret, _ = ops.tenant_keys(sc.ctx, slug)
+    store = store_for(sc.ctx)
+    secret, _ = tenant_keys(sc.ctx, slug)
     mac = manifest_key(secret)
     current = verify_backup(store, slug, backup_id, [secret], mac_key=mac)
     if current.ok:
@@ -93,8 +93,3 @@ def repair_manifest(sc: StepContext) -> str:
         details={"operation": sc.op.id, "backup": backup_id, "was": "; ".join(current.problems)},
     )
     return f"manifest of {slug}/{backup_id} rebuilt from the state DB; the backup verifies"
-
-
-register(
-    Kind("repair", ("repair-manifest",), failure_phase=None), {"repair-manifest": repair_manifest}
-)

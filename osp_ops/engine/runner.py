@@ -24,7 +24,8 @@ from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import validate_spec
 from osp_ops.engine.context import Context
 from osp_ops.engine.progress import Progress, SilentProgress
-from osp_ops.engine.steps import KINDS, STEPS, Kind, StepContext
+from osp_ops.engine.registry import Kind, StepResult, as_result
+from osp_ops.engine.steps import StepContext
 from osp_ops.platforms.base import Event
 from osp_ops.store.leases import Lease, holder_id
 from osp_ops.store.operations import FINISHED, OperationInfo
@@ -85,7 +86,7 @@ def run_operation(
     op = ctx.operations.get(op_id)
     if op.status in FINISHED:
         return op
-    kind = KINDS[op.kind]
+    kind = ctx.kinds.kind(op.kind)
     holder = holder_id(f"op:{op.id}")
     lease = acquire_lease(ctx, op.tenant, holder, wait=wait)
     # While we waited, another runner may have run it: work from the state as it is now.
@@ -95,7 +96,7 @@ def run_operation(
         return op
     try:
         with _Heartbeat(ctx, lease) as heartbeat:
-            _run_steps(ctx, op, holder, heartbeat, progress)
+            _run_steps(ctx, op, kind, holder, heartbeat, progress)
     except OspOpsError as e:
         _record_failure(ctx, op, _failure_phase(ctx, op.id, kind), e)
         raise
@@ -133,7 +134,12 @@ def _record_failure(ctx: Context, op: OperationInfo, phase: Any, error: BaseExce
 
 
 def _run_steps(
-    ctx: Context, op: OperationInfo, holder: str, heartbeat: _Heartbeat, progress: Progress
+    ctx: Context,
+    op: OperationInfo,
+    kind: Kind,
+    holder: str,
+    heartbeat: _Heartbeat,
+    progress: Progress,
 ) -> None:
     # A runner of this operation marked it running before (and died, maybe before its
     # first step), or some step already ran.
@@ -148,7 +154,8 @@ def _run_steps(
     )
     progress.started(op)
     spec = validate_spec(op.params["spec"], source=f"operation {op.id}", catalog=ctx.catalog)
-    max_attempts = ctx.settings.step_max_attempts
+    max_attempts = kind.retry.attempts(ctx.settings.step_max_attempts)
+    base_delay = kind.retry.delay(ctx.settings.retry_base_delay)
     for step in op.steps:
         if step.status == "done":
             progress.step(step.name, "skipped", detail="done before")
@@ -167,11 +174,13 @@ def _run_steps(
 
         arg = step.name.partition("@")[2]
         sc = StepContext(ctx=ctx, op=op, spec=spec, report=report, arg=arg or None)
-        output = _attempt(ctx, op, step.idx, step.name, sc, max_attempts, progress)
+        result, ms = _attempt(
+            ctx, op, step.idx, step.name, sc, (max_attempts, base_delay), progress
+        )
         failpoints.hit(f"after-step:{step.name}")
-        ctx.operations.step_done(op.id, step.idx, output[1], output[0])
+        ctx.operations.step_done(op.id, step.idx, ms, result.output, data=result.data)
         failpoints.hit(f"step-recorded:{step.name}")
-        progress.step(step.name, "done", detail=output[0])
+        progress.step(step.name, "done", detail=result.output)
     ctx.operations.finish(op.id, "succeeded")
     ctx.audit.append(
         actor=op.requested_by,
@@ -187,17 +196,18 @@ def _attempt(
     idx: int,
     name: str,
     sc: StepContext,
-    max_attempts: int,
+    retry: tuple[int, float],
     progress: Progress,
-) -> tuple[str | None, float]:
-    fn = STEPS[name.partition("@")[0]]
+) -> tuple[StepResult, float]:
+    fn = ctx.kinds.step(name)
+    max_attempts, base_delay = retry
     while True:
         attempt = ctx.operations.step_started(op.id, idx)
         progress.step(name, "running", attempt=attempt)
         started = time.perf_counter()
         try:
-            output = fn(sc)
-            return output, (time.perf_counter() - started) * 1000
+            result = as_result(fn(sc))
+            return result, (time.perf_counter() - started) * 1000
         except TemporaryError as e:
             final = attempt >= max_attempts
             ctx.operations.step_failed(op.id, idx, str(e), final=final)
@@ -205,8 +215,8 @@ def _attempt(
                 progress.step(name, "failed", attempt=attempt, detail=str(e))
                 raise
             delay = (
-                min(MAX_BACKOFF, max(e.delay, ctx.settings.retry_base_delay) * 2 ** (attempt - 1))
-                if ctx.settings.retry_base_delay
+                min(MAX_BACKOFF, max(e.delay, base_delay) * 2 ** (attempt - 1))
+                if base_delay
                 else 0.0
             )
             ctx.operations.log(

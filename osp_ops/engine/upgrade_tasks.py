@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from osp_ops.domain.errors import PlatformError
 from osp_ops.domain.redaction import redact
-from osp_ops.engine.steps import KINDS, StepContext, register
+from osp_ops.engine.steps import StepContext
 from osp_ops.store.task_runs import TaskRuns
 
 OUTPUT_LIMIT = 20_000
@@ -80,6 +80,3 @@ def run_upgrade_tasks(sc: StepContext) -> str:
             )
         done += 1
     return f"{done} one-time tasks ran" + (f", {skipped} had run before" if skipped else "")
-
-
-register(KINDS["upgrade"], {"upgrade-tasks": run_upgrade_tasks})

@@ -1,4 +1,10 @@
-"""The platform protocol: what the engine asks of a place that runs tenants.
+"""The platform protocol: what the engine asks of a place that runs tenants, and the
+capabilities a platform may have beyond it (runtime-checkable protocols the engine tests
+with ``isinstance``, never by a platform's name or kind):
+
+- ``DataAccess``: it reaches its tenants' data itself (backups, restores, drills);
+- ``AppDrill``: it starts a scratch app on restored data (restore drills);
+- ``AppOnly``: it runs the app part only, with no data behind it (a stand-in).
 
 Every method is idempotent: calling it again after a crash or on a converged tenant is
 safe and changes nothing that is already right. Secrets are passed in as a mapping and
@@ -12,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from osp_ops.domain.spec import TenantSpec
+from osp_ops.platforms.data import BackupAccess
 
 # Names of the secrets every tenant has; generated once by the engine.
 SECRET_NAMES = ("db_password", "admin_password", "secret_key")
@@ -133,3 +140,26 @@ class AppDrill(Protocol):
     ) -> TaskResult:
         """Start the app on ``database`` (and ``files``, a directory beside the live
         uploads), check it answers and the admin can log in, stop it. ``ok`` says."""
+
+
+@runtime_checkable
+class DataAccess(Protocol):
+    """A platform that reaches its tenants' data itself (hosts: on each tenant's host).
+
+    Platforms of a kind whose data lives in services osp-ops reaches directly (the
+    shared PostgreSQL server of Kubernetes tenants) need not have it."""
+
+    def backup_access(self, spec: TenantSpec) -> BackupAccess:
+        """Where ``spec``'s database and files are; ConfigError when it holds none."""
+        ...
+
+
+@runtime_checkable
+class AppOnly(Protocol):
+    """A platform that runs the app part only, with no data of its own behind it.
+
+    A backup gate (before an upgrade or a delete) that reaches no data of a tenant on
+    such a platform has nothing to save, and is skipped; on any other platform it fails
+    the operation."""
+
+    app_only: bool

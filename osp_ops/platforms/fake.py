@@ -12,9 +12,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from osp_ops.domain.errors import PlatformError, TemporaryError
+from osp_ops.domain.errors import ConfigError, PlatformError, TemporaryError
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult
+from osp_ops.platforms.data import BackupAccess
 
 
 @dataclass
@@ -22,6 +23,8 @@ class FakePlatform:
     """Records calls; ``fail`` maps a method name to an error to raise once per entry."""
 
     name: str = "fake"
+    # Capabilities (platforms/base.py): AppOnly, and DataAccess that holds no data.
+    app_only: bool = True
     calls: list[tuple[str, str]] = field(default_factory=list)
     world: dict[str, dict[str, str]] = field(default_factory=dict)
     fail: dict[str, list[Exception]] = field(default_factory=dict)
@@ -112,6 +115,10 @@ class FakePlatform:
         """Forget the tenant."""
         self._call("destroy", spec.slug, reporter)
         return Change(changed=int(self.world.pop(spec.slug, None) is not None))
+
+    def backup_access(self, spec: TenantSpec) -> BackupAccess:
+        """None of the tenant's data is here: ConfigError (a backup gate then skips)."""
+        raise ConfigError(f"the {self.name} platform holds no data of {spec.slug!r} to back up")
 
 
 def flaky(times: int, message: str = "fake temporary failure") -> list[Exception]:

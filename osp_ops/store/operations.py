@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,8 @@ class StepInfo:
     duration_ms: float | None
     error: str | None
     output: str | None
+    # What the step returned for later steps to read (JSON), beside its text.
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,14 @@ class OperationInfo:
             "finished_at": _iso(self.finished_at),
             "steps": [s.__dict__ for s in self.steps],
         }
+
+
+def _json_data(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A step's data as plain JSON (a copy: what is stored is what a later step reads)."""
+    if data is None:
+        return None
+    plain: dict[str, Any] = json.loads(json.dumps(dict(data)))
+    return plain
 
 
 def _iso(d: datetime | None) -> str | None:
@@ -173,7 +183,16 @@ class Operations:
                 row.started_at,
                 row.finished_at,
                 tuple(
-                    StepInfo(x.idx, x.name, x.status, x.attempts, x.duration_ms, x.error, x.output)
+                    StepInfo(
+                        x.idx,
+                        x.name,
+                        x.status,
+                        x.attempts,
+                        x.duration_ms,
+                        x.error,
+                        x.output,
+                        x.data,
+                    )
                     for x in steps
                 ),
             )
@@ -269,8 +288,16 @@ class Operations:
             row.status, row.attempts, row.started_at = "running", row.attempts + 1, utcnow()
             return row.attempts
 
-    def step_done(self, op_id: str, idx: int, duration_ms: float, output: str | None) -> None:
-        """Persist a finished step: a rerun skips it."""
+    def step_done(
+        self,
+        op_id: str,
+        idx: int,
+        duration_ms: float,
+        output: str | None,
+        *,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Persist a finished step, its text and its JSON ``data``: a rerun skips it."""
         with self.db.transaction() as s:
             row = s.get(StepRow, (op_id, idx))
             assert row is not None
@@ -281,6 +308,7 @@ class Operations:
                 redact(output) if output else output,
                 None,
             )
+            row.data = _json_data(data)
 
     def step_failed(self, op_id: str, idx: int, error: str, *, final: bool) -> None:
         """Record a failed attempt; ``final`` when no retry follows."""

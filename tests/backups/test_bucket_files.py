@@ -23,9 +23,9 @@ from osp_ops.backups import bucket_archive, list_backups, open_store
 from osp_ops.backups.pipeline import decode_object
 from osp_ops.domain.errors import BackupError, ConfigError
 from osp_ops.domain.storage import tenant_bucket
-from osp_ops.engine import app_storage
-from osp_ops.engine import backup as ops
+from osp_ops.engine import app_storage, backup_access
 from osp_ops.engine.api import request
+from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.runner import run_operation
 from osp_ops.objects.buckets import delete_bucket
 from osp_ops.objects.s3 import S3Store
@@ -101,7 +101,7 @@ def test_bucket_per_tenant_backup_restore_drill_delete(
 
     # The files object is a tar GNU tar reads: one member per key.
     backup_store = open_store(settings.effective_backup_url, settings)
-    secret, _public = ops.tenant_keys(ctx, slug)
+    secret, _public = backup_access.tenant_keys(ctx, slug)
     with decode_object(
         store=backup_store,
         key=f"{info.prefix}/{files[0].name}",
@@ -127,7 +127,7 @@ def test_bucket_per_tenant_backup_restore_drill_delete(
     assert drill.startswith("drill ok"), drill
     assert bucket_archive.names(store) == []  # the drill's staged copy is gone
 
-    params = ops.restore_params(ctx, spec, info.backup_id, datetime.now(UTC))
+    params = restores.restore_params(ctx, spec, info.backup_id, datetime.now(UTC))
     op, _ = request(ctx, "restore", spec, params=params)
     done = run_operation(ctx, op.id)
     assert done.status == "succeeded", done.error
@@ -138,8 +138,8 @@ def test_bucket_per_tenant_backup_restore_drill_delete(
     assert _live(store) == {k: (v, t) for k, (v, t) in original.items()}
     retired = params["files_retired"]
     assert _live(store, f".osp-ops/{retired}/") == {k: (v, t) for k, (v, t) in changed.items()}
-    assert retired in ops.retired_databases(ctx, spec)  # listed with the retired data
-    assert retired in ops.drop_retired(ctx, spec)
+    assert retired in restores.retired_databases(ctx, spec)  # listed with the retired data
+    assert retired in restores.drop_retired(ctx, spec)
     assert bucket_archive.names(store) == []
 
     # Deleting the tenant deletes its bucket; its backups stay.

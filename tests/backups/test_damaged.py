@@ -18,7 +18,7 @@ import pytest
 from osp_ops.backups import backup_prefix, list_backups
 from osp_ops.domain.errors import BackupError
 from osp_ops.domain.spec import TenantSpec, validate_spec
-from osp_ops.engine import backup as ops
+from osp_ops.engine import backup_access
 from osp_ops.engine.api import request
 from osp_ops.engine.runner import run_operation
 from osp_ops.settings import Settings
@@ -87,7 +87,7 @@ def test_a_lost_manifest_is_damaged_reported_kept_and_repaired(
     spec = _spec(slug)
     _create(ctx, postgres, spec)
     backup_id = _backup(ctx, spec)
-    store, prefix = ops.store_for(ctx), backup_prefix(slug, backup_id)
+    store, prefix = backup_access.store_for(ctx), backup_prefix(slug, backup_id)
 
     def names() -> list[str]:
         return sorted(o.key.rsplit("/", 1)[1] for o in store.list(f"{prefix}/"))
@@ -195,7 +195,7 @@ def test_a_failed_verify_unverifies_and_no_longer_counts_for_prune(
 
     # daily: 1 keeps the newest (bad); the newest *verified* (good) is kept as well.
     _run(ctx, "prune", spec)
-    assert [i.backup_id for i in list_backups(ops.store_for(ctx), slug)] == [good, bad]
+    assert [i.backup_id for i in list_backups(backup_access.store_for(ctx), slug)] == [good, bad]
 
     every = _cli(settings, "backup", "verify", "--all")  # what the scheduler runs
     assert every.returncode == 1

@@ -14,8 +14,9 @@ import pytest
 from osp_ops.backups import list_backups
 from osp_ops.domain import deletion
 from osp_ops.domain.phases import Phase
-from osp_ops.engine import backup as ops
+from osp_ops.engine import backup_access
 from osp_ops.engine.api import request_converge
+from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.runner import run_operation
 from osp_ops.platforms import tls
 from tests.backups.test_damaged import _backup, _cli
@@ -66,9 +67,11 @@ def test_delete_keeps_backups_readable_until_they_expire(
     expires = deletion.parse_expiry(rec.reason)
     assert expires is not None
     assert abs(expires - (datetime.now(UTC) + timedelta(days=90))) < timedelta(minutes=5)
-    assert ctx.secrets.names(slug) == [ops.IDENTITY_SECRET]  # app secrets gone, key kept
+    assert ctx.secrets.names(slug) == [backup_access.IDENTITY_SECRET]  # app secrets gone, key kept
     assert not (certs / f"{slug}.key").exists() and not (certs / f"{slug}.crt").exists()
-    infos = list_backups(ops.store_for(ctx), slug, mac_key=ops.known_mac_key(ctx, slug))
+    infos = list_backups(
+        backup_access.store_for(ctx), slug, mac_key=backup_access.known_mac_key(ctx, slug)
+    )
     assert [i.state for i in infos] == ["complete", "complete"]  # the final backup too
     assert infos[0].backup_id == first
     final = infos[1].backup_id
@@ -84,7 +87,7 @@ def test_delete_keeps_backups_readable_until_they_expire(
     # The clone of the deleted tenant gets the final backup's data.
     clone = _spec(f"{slug}c")
     _create(ctx, postgres, clone, rows=1)
-    params = ops.restore_params(ctx, clone, final, datetime.now(UTC), source_tenant=slug)
+    params = restores.restore_params(ctx, clone, final, datetime.now(UTC), source_tenant=slug)
     _run(ctx, "restore", clone, **params)
     clone_dsn = _tenant_dsn(postgres, clone.slug, ctx.secrets.get(clone.slug, "db_password"))
     assert [_count(clone_dsn, t) for t in TABLES] == [37, 37, 37]
@@ -92,19 +95,21 @@ def test_delete_keeps_backups_readable_until_they_expire(
     kept = _cli(settings, "backup", "prune", slug)
     assert kept.returncode == 0, kept.stderr
     assert "2 backups and their key kept until" in kept.stdout
-    assert len(list_backups(ops.store_for(ctx), slug)) == 2
+    assert len(list_backups(backup_access.store_for(ctx), slug)) == 2
 
     # Once the date has passed, the scheduled prune destroys backups and key.
     past = datetime.now(UTC) - timedelta(minutes=1)
     ctx.tenants.set_phase(slug, Phase.deleted, deletion.deleted_reason(past))
     purged = _cli(settings, "backup", "prune", "--all")
     assert purged.returncode == 0, purged.stderr
-    assert list_backups(ops.store_for(ctx), slug) == []
+    assert list_backups(backup_access.store_for(ctx), slug) == []
     assert ctx.secrets.names(slug) == []
     assert deletion.is_purged(ctx.tenants.require(slug).reason)
     actions = [e.action for e in ctx.audit.entries(tenant=slug)]
     assert actions.count("backup.purged") == 2 and "tenant.purged" in actions
-    assert len(list_backups(ops.store_for(ctx), clone.slug)) == 0  # the clone: retention only
+    assert (
+        len(list_backups(backup_access.store_for(ctx), clone.slug)) == 0
+    )  # the clone: retention only
     assert _cli(settings, "backup", "prune", slug).returncode == 0  # nothing left, no error
 
 
@@ -118,7 +123,7 @@ def test_delete_without_final_backup_is_audited(tmp_path: Path, postgres: Postgr
         settings, "tenant", "delete", slug, "--yes", "--no-final-backup", "--reason", "test city"
     )
     assert done.returncode == 0, done.stderr
-    assert list_backups(ops.store_for(ctx), slug) == []
+    assert list_backups(backup_access.store_for(ctx), slug) == []
     [entry] = [e for e in ctx.audit.entries(tenant=slug) if "without-final" in e.action]
     assert entry.details["reason"] == "test city"
     again = _cli(settings, "tenant", "delete", slug, "--yes")  # the same command, rerun

@@ -19,9 +19,10 @@ from pydantic import SecretStr
 from osp_ops.backups import list_backups, open_store
 from osp_ops.domain.names import db_name_for
 from osp_ops.domain.spec import TenantSpec, validate_spec
-from osp_ops.engine import backup as ops
+from osp_ops.engine import backup_access
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.context import Context, build_context
+from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.runner import run_operation
 from osp_ops.platforms.data import SharedServerAccess, with_database
 from osp_ops.platforms.fake import FakePlatform
@@ -114,7 +115,7 @@ def test_backup_list_verify_drill_restore_prune(tmp_path: Path, postgres: Postgr
     out = _run(ctx, "backup", spec)
     assert out.startswith("verified ")
     store = open_store(settings.effective_backup_url, settings)
-    infos = list_backups(store, slug, mac_key=ops.known_mac_key(ctx, slug))
+    infos = list_backups(store, slug, mac_key=backup_access.known_mac_key(ctx, slug))
     assert [i.state for i in infos] == ["complete"]
     manifest = infos[0].manifest
     assert manifest is not None
@@ -146,7 +147,7 @@ def test_backup_list_verify_drill_restore_prune(tmp_path: Path, postgres: Postgr
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO decidim_users (body) VALUES ('after backup')")
     assert _count(dsn, "decidim_users") == 51
-    params = ops.restore_params(ctx, spec, infos[0].backup_id, datetime.now(UTC))
+    params = restores.restore_params(ctx, spec, infos[0].backup_id, datetime.now(UTC))
     retired = params["retired_database"]
     op, _ = request(ctx, "restore", spec, params=params)
     done = run_operation(ctx, op.id)
@@ -158,10 +159,10 @@ def test_backup_list_verify_drill_restore_prune(tmp_path: Path, postgres: Postgr
     assert outputs["start-app"] == "app started"
     assert outputs["restore-files"].startswith("no files")  # uploads live in object storage
     assert _count(dsn, "decidim_users") == 50  # the tenant's own URL, now the restored DB
-    assert ops.retired_databases(ctx, spec) == [retired]
+    assert restores.retired_databases(ctx, spec) == [retired]
     assert _count(with_database(postgres.dsn, retired), "decidim_users") == 51
-    assert ops.drop_retired(ctx, spec) == [retired]
-    assert ops.retired_databases(ctx, spec) == []
+    assert restores.drop_retired(ctx, spec) == [retired]
+    assert restores.retired_databases(ctx, spec) == []
 
     # Prune: with daily=1 and nothing else, only the newest (verified) backup stays.
     _run(ctx, "backup", spec)
@@ -241,7 +242,9 @@ def test_row_counts_and_dump_share_one_snapshot(
     _run(ctx, "backup", spec)
     monkeypatch.undo()
     store = open_store(ctx.settings.effective_backup_url, ctx.settings)
-    manifest = list_backups(store, slug, mac_key=ops.known_mac_key(ctx, slug))[-1].manifest
+    manifest = list_backups(store, slug, mac_key=backup_access.known_mac_key(ctx, slug))[
+        -1
+    ].manifest
     assert manifest is not None and manifest.body.row_counts["decidim_users"] == 5
     assert _count(dsn, "decidim_users") == 7
     # The drill restores exactly what the counts say.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from osp_ops.backups import list_backups, verify_backup
-from osp_ops.engine import backup as ops
+from osp_ops.engine import backup_access
 from tests.backups.test_damaged import _cli
 from tests.backups.test_operations import _context, _create, _settings, _spec
 from tests.fixtures.postgres import PostgresServer
@@ -38,7 +38,7 @@ def test_no_recovery_key_warns_and_recovery_key_makes_one(
         asked.returncode == 1
         and "the backups and the key. Warning: no recovery key" in " ".join(asked.stdout.split())
     )
-    [first] = list_backups(ops.store_for(ctx), slug)
+    [first] = list_backups(backup_access.store_for(ctx), slug)
     assert first.manifest is not None
     assert len(first.manifest.body.encryption["recipients"]) == 1  # type: ignore[index]
 
@@ -54,11 +54,11 @@ def test_no_recovery_key_warns_and_recovery_key_makes_one(
     assert WARNING not in _cli(settings, "config", "show").stderr
     run = _cli(settings, "backup", "run", slug)
     assert run.returncode == 0 and WARNING not in run.stderr, run.stderr
-    newest = list_backups(ops.store_for(ctx), slug)[-1]
+    newest = list_backups(backup_access.store_for(ctx), slug)[-1]
     assert newest.manifest is not None
     assert public in newest.manifest.body.encryption["recipients"]  # type: ignore[index]
     recovery_secret = [
         line for line in secret_file.read_text().splitlines() if not line.startswith("#")
     ]
-    report = verify_backup(ops.store_for(ctx), slug, newest.backup_id, recovery_secret)
+    report = verify_backup(backup_access.store_for(ctx), slug, newest.backup_id, recovery_secret)
     assert report.ok and report.decoded, report.problems

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from osp_ops.engine.steps import KINDS
+from osp_ops.engine.registry import load_kinds
 from osp_ops.store.audit import AuditKey, AuditLog
 from osp_ops.store.db import Database
 from osp_ops.store.secrets import MasterKey
@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 CREATE = ("tenant", "create", "nanterre", "--app", "openslides")
 DELETE = ("tenant", "delete", "nanterre", "--yes")
 BOUNDARIES = ("before-step", "after-step", "step-recorded")
+KINDS = load_kinds().kinds  # the kinds every context loads
 
 
 def snapshot(box: Sandbox) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from kubernetes import client
 from osp_ops.backups import list_backups
 from osp_ops.domain.names import db_name_for
 from osp_ops.domain.spec import validate_spec
-from osp_ops.engine import backup as ops
+from osp_ops.engine import backup_access
 from osp_ops.engine.api import request_converge
 from osp_ops.engine.context import build_context
 from osp_ops.engine.runner import run_operation
@@ -225,7 +225,7 @@ def test_scheduled_commands_run_from_root_and_take_the_due_backup(
         dbs.close()
     tenant_dsn = postgres.dsn_for(db_name_for(slug), user=db_name_for(slug), password=password)
     with psycopg.connect(tenant_dsn, autocommit=True) as conn:
-        for table in ops.main_tables(ctx, spec):
+        for table in backup_access.main_tables(ctx, spec):
             conn.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY, body text)")
             conn.execute(f"INSERT INTO {table} (body) VALUES ('one row')")
 
@@ -252,6 +252,8 @@ def test_scheduled_commands_run_from_root_and_take_the_due_backup(
         assert proc.returncode == 0, (argv, proc.stdout[-800:], proc.stderr[-800:])
         ran.append(argv[:2])
     assert ["backup", "run"] in ran
-    backups = list_backups(ops.store_for(ctx), slug, mac_key=ops.known_mac_key(ctx, slug))
+    backups = list_backups(
+        backup_access.store_for(ctx), slug, mac_key=backup_access.known_mac_key(ctx, slug)
+    )
     assert [b.state for b in backups] == ["complete"]
     assert Backups(ctx.db).verified_ids(slug) == {backups[0].backup_id}

@@ -93,7 +93,8 @@ def test_a_failed_gate_leaves_the_tenant_as_it_was(ctx: Context) -> None:
     """A gate (the backup before an upgrade) that fails first leaves the phase alone;
     a failure after any other step still marks the tenant failed."""
     from osp_ops.engine.kinds.upgrade import upgrade_steps
-    from osp_ops.engine.steps import Kind, StepContext, register
+    from osp_ops.engine.registry import Kind
+    from osp_ops.engine.steps import StepContext
 
     assert upgrade_steps(("0.28.4",), backup_first=True)[:2] == (
         "backup-before-upgrade",
@@ -103,7 +104,7 @@ def test_a_failed_gate_leaves_the_tenant_as_it_was(ctx: Context) -> None:
     def gate(sc: StepContext) -> str:
         raise PlatformError("backup store not writable")
 
-    register(
+    ctx.kinds.register(
         Kind(
             "test-gated",
             ("test-gate", "begin-update", "mark-ready"),

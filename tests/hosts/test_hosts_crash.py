@@ -37,7 +37,7 @@ import pytest
 import yaml
 
 from osp_ops.domain.catalog import default_catalog
-from osp_ops.engine.steps import KINDS
+from osp_ops.engine.registry import load_kinds
 from osp_ops.platforms.hosts import HostsPlatform
 from osp_ops.settings import Settings
 from tests.factories import hosts_spec
@@ -59,6 +59,7 @@ OTHER = "lyon"
 CREATE = ("tenant", "create", SLUG, "--app", "openslides", "--version", VERSION,
           "--name", "Ville de Crashville", "--admin-name", "Admin Crashville")  # fmt: skip
 BOUNDARIES = ("before-step", "after-step", "step-recorded")
+KINDS = load_kinds().kinds  # the kinds every context loads
 # Kills in the middle of a step's playbook: the task whose start triggers the kill, and
 # how long after it starts. The orphaned ansible-playbook goes on with that task.
 DURING = {

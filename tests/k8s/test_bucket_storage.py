@@ -20,9 +20,9 @@ from pydantic import SecretStr
 
 from osp_ops.domain.catalog import default_catalog
 from osp_ops.engine import app_storage
-from osp_ops.engine import backup as ops
 from osp_ops.engine.api import request
 from osp_ops.engine.context import Context, build_context
+from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.runner import run_operation
 from osp_ops.platforms.kubernetes import KubernetesPlatform
 from osp_ops.settings import Settings
@@ -94,11 +94,11 @@ def test_tenant_bucket_create_backup_restore_delete(
 
     store.put_stream("photo-key", [b"before the backup"], content_type="image/jpeg")
     _run(ctx, "backup", spec)
-    backup_id = ops.find_backup(ctx, slug, None).backup_id
+    backup_id = restores.find_backup(ctx, slug, None).backup_id
     store.put_stream("photo-key", [b"changed later"], content_type="image/jpeg")
     store.put_stream("added-later", [b"new"], content_type="text/plain")
 
-    params = ops.restore_params(ctx, spec, backup_id, datetime.now(UTC))
+    params = restores.restore_params(ctx, spec, backup_id, datetime.now(UTC))
     done = _run(ctx, "restore", spec, params=params)
     outputs = {s.name: s.output or "" for s in done.steps}
     assert outputs["stop-app"].startswith("app stopped")
@@ -110,13 +110,15 @@ def test_tenant_bucket_create_backup_restore_delete(
     assert web["spec"]["replicas"] >= 1  # running again after the switch
 
     # A clone from the same backup: a new tenant with its own bucket holding the files.
-    info = ops.find_backup(ctx, slug, backup_id)
-    clone = ops.clone_spec(ctx, spec, "angers-copie", backup=info)
+    info = restores.find_backup(ctx, slug, backup_id)
+    clone = restores.clone_spec(ctx, spec, "angers-copie", backup=info)
     ctx.specs.write(clone)
     _run(ctx, "create", clone)
-    clone_params = ops.restore_params(ctx, clone, backup_id, datetime.now(UTC), source_tenant=slug)
+    clone_params = restores.restore_params(
+        ctx, clone, backup_id, datetime.now(UTC), source_tenant=slug
+    )
     _run(ctx, "restore", clone, params=clone_params)
-    ops.drop_retired(ctx, clone)
+    restores.drop_retired(ctx, clone)
     clone_store = app_storage.tenant_store(ctx.settings, clone)
     assert clone_store.bucket != bucket
     assert [o.key for o in clone_store.list("")] == ["photo-key"]
@@ -124,7 +126,7 @@ def test_tenant_bucket_create_backup_restore_delete(
     _run(ctx, "delete", clone)
 
     retired = params["retired_database"]
-    assert set(ops.retired_databases(ctx, spec)) == {retired, params["files_retired"]}
+    assert set(restores.retired_databases(ctx, spec)) == {retired, params["files_retired"]}
     _run(ctx, "delete", spec)  # the retired database and files go with the tenant
     dsn = ctx.settings.platform_db_admin_dsn
     assert dsn is not None

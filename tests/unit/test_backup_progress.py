@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from osp_ops.backups import CommandSource
-from osp_ops.engine import backup as ops
+from osp_ops.backups import sources as ops
 
 pytestmark = pytest.mark.unit
 
@@ -16,7 +16,7 @@ def test_metered_source_reports_progress_and_passes_everything_through(
     monkeypatch.setattr(ops, "PROGRESS_EVERY", 0.0)
     seen: list[tuple[int, float]] = []
     inner = CommandSource(argv=["head", "-c", "3000000", "/dev/zero"], kind="tar")
-    source = ops._MeteredSource(inner, lambda n, s: seen.append((n, s)))
+    source = ops.MeteredSource(inner, lambda n, s: seen.append((n, s)))
     assert source.kind == "tar"
     stream = source.open()
     assert isinstance(stream.fileno(), int)  # the pipeline widens the source's pipe

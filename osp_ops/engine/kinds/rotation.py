@@ -10,13 +10,16 @@ Steps of the ``rotate-secrets`` kind, each safe to rerun after a crash:
    the administrator's password);
 4. ``check-health``, ``mark-ready``.
 
-Importing this module registers the kind.
+``register`` adds the kind to a registry (``engine/registry.py``).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from osp_ops.domain.errors import Problem, SpecError
-from osp_ops.engine.steps import Kind, StepContext, register
+from osp_ops.engine.registry import Kind, Registry
+from osp_ops.engine.steps import StepContext
 from osp_ops.platforms.base import SECRET_NAMES
 from osp_ops.store.secrets import generate_password
 
@@ -71,19 +74,23 @@ def switch_secrets(sc: StepContext) -> str:
     return f"switched {', '.join(switched)}" if switched else "already switched"
 
 
-register(
-    Kind(
-        KIND,
-        (
-            "begin-update",
-            "stage-secrets",
-            "switch-secrets",
-            "provision",
-            "deploy",
-            "bootstrap-admin",
-            "check-health",
-            "mark-ready",
-        ),
+ROTATE_SECRETS = Kind(
+    KIND,
+    (
+        "begin-update",
+        "stage-secrets",
+        "switch-secrets",
+        "provision",
+        "deploy",
+        "bootstrap-admin",
+        "check-health",
+        "mark-ready",
     ),
-    {"stage-secrets": stage_secrets, "switch-secrets": switch_secrets},
 )
+
+
+def register(registry: Registry[Any]) -> None:
+    """Add the ``rotate-secrets`` kind and its steps."""
+    registry.register(
+        ROTATE_SECRETS, {"stage-secrets": stage_secrets, "switch-secrets": switch_secrets}
+    )

@@ -12,8 +12,11 @@ from typing import Any
 
 from osp_ops.domain.catalog import App, UpgradeTask
 from osp_ops.domain.maintenance import is_open, next_start
+from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine.context import Context
+from osp_ops.engine.registry import Kind, Registry
+from osp_ops.engine.upgrade_tasks import run_upgrade_tasks
 
 
 @dataclass(frozen=True)
@@ -123,3 +126,17 @@ def upgrade_steps(
         ]
     steps.append("mark-ready")
     return tuple(steps)
+
+
+# -- registration ----------------------------------------------------------------------
+
+# Steps computed per request from the catalog path (``upgrade_steps``); the backup gate
+# ``backup-before-upgrade`` is the backup kinds' (engine/kinds/backup.py).
+UPGRADE = Kind(
+    "upgrade", (), gates=frozenset({"backup-before-upgrade"}), entry_phase=Phase.updating
+)
+
+
+def register(registry: Registry[Any]) -> None:
+    """Add the upgrade kind and its one-time tasks step (engine/upgrade_tasks.py)."""
+    registry.register(UPGRADE, {"upgrade-tasks": run_upgrade_tasks})
