@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,24 +11,9 @@ import pytest
 from osp_ops.backups import LocalStore, new_identity
 from osp_ops.objects.s3 import S3Store
 from tests.backups import sampledata
+from tests.fixtures.backup_data import Keys, SampleDb
 from tests.fixtures.minio import MinioServer
 from tests.fixtures.postgres import PG_BIN, PostgresServer
-
-SPEC_YAML = "slug: nanterre\nname: Ville de Nanterre\napp: {name: decidim, version: '0.28'}\n"
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The tenant's age key pair and the ops recovery key pair."""
-
-    tenant_secret: str
-    tenant_public: str
-    recovery_secret: str
-    recovery_public: str
-
-    @property
-    def recipients(self) -> list[str]:
-        return [self.tenant_public, self.recovery_public]
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +26,6 @@ def keys() -> Keys:
 @pytest.fixture(scope="session")
 def pg_bin() -> Path:
     return PG_BIN
-
-
-@dataclass(frozen=True)
-class SampleDb:
-    dsn: str
-    counts: dict[str, int]
-    fingerprint: dict[str, tuple[int, str]]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 
 from osp_ops.backups import LocalStore, cleanup, list_backups, verify_backup
 from osp_ops.objects.s3 import S3Store
-from tests.backups.conftest import Keys
+from tests.fixtures.backup_data import Keys
 from tests.fixtures.minio import MinioServer
 
 pytestmark = pytest.mark.integration

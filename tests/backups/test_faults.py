@@ -11,8 +11,9 @@ import pytest
 from osp_ops.backups import CommandSource, DirectorySource, list_backups, run_backup, verify_backup
 from osp_ops.domain.errors import OspOpsError, TemporaryError
 from osp_ops.objects.s3 import S3Store
-from tests.backups.conftest import SPEC_YAML, Keys
 from tests.backups.faultproxy import FaultProxy
+from tests.factories import SPEC_YAML
+from tests.fixtures.backup_data import Keys
 from tests.fixtures.minio import MinioServer
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from osp_ops.backups import list_backups, open_store
 from osp_ops.domain.names import db_name_for
-from osp_ops.domain.spec import TenantSpec, validate_spec
+from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine import backup_access
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.context import Context, build_context
@@ -29,6 +29,7 @@ from osp_ops.platforms.fake import FakePlatform
 from osp_ops.platforms.pgtenant import TenantDatabases
 from osp_ops.settings import Settings
 from osp_ops.store.backups import Backups
+from tests.factories import make_spec
 from tests.fixtures.minio import MinioServer
 from tests.fixtures.postgres import PostgresServer
 
@@ -38,16 +39,7 @@ TABLES = ("decidim_users", "decidim_proposals_proposals", "decidim_comments_comm
 
 
 def _spec(slug: str, version: str = "0.27.7") -> TenantSpec:
-    return validate_spec(
-        {
-            "slug": slug,
-            "name": slug.title(),
-            "app": {"name": "decidim", "version": version},
-            "hosts": {"primary": f"{slug}.example.org"},
-            "admin": {"name": "Admin", "email": f"admin@{slug}.example.org"},
-            "platform": {"kind": "kubernetes"},
-        }
-    )
+    return make_spec(slug, version=version, platform="kubernetes")
 
 
 def _settings(tmp_path: Path, postgres: PostgresServer, **extra: Any) -> Settings:

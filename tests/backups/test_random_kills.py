@@ -22,7 +22,6 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -31,6 +30,7 @@ import yaml
 from osp_ops.domain.names import db_name_for
 from osp_ops.platforms.data import with_database
 from osp_ops.platforms.pgtenant import TenantDatabases
+from tests.factories import spec_data
 from tests.fixtures.postgres import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
@@ -80,12 +80,7 @@ class World:
         return self.ok(*args)
 
     def spec(self, slug: str) -> None:
-        spec: dict[str, Any] = {
-            "slug": slug, "name": slug.title(), "app": {"name": "decidim", "version": "0.27.7"},
-            "hosts": {"primary": f"{slug}.example.org"},
-            "admin": {"name": "Admin", "email": f"admin@{slug}.example.org"},
-            "platform": {"kind": "kubernetes"},
-        }  # fmt: skip
+        spec = spec_data(slug, platform="kubernetes")
         (self.tenants / f"{slug}.yaml").write_text(yaml.safe_dump(spec))
 
     def database(self, slug: str, *, table: bool) -> None:

@@ -15,7 +15,6 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -25,6 +24,7 @@ from osp_ops.domain.libpq import libpq_env
 from osp_ops.domain.names import db_name_for
 from osp_ops.platforms.data import PsqlAdmin, with_database
 from osp_ops.platforms.pgtenant import TenantDatabases
+from tests.factories import spec_data
 from tests.fixtures.postgres import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -79,14 +79,7 @@ def test_restore_killed_at_a_boundary_resumes(
         "COLUMNS": "200",
     }
     (tmp_path / "tenants").mkdir()
-    spec: dict[str, Any] = {
-        "slug": slug,
-        "name": slug.title(),
-        "app": {"name": "decidim", "version": "0.27.7"},
-        "hosts": {"primary": f"{slug}.example.org"},
-        "admin": {"name": "Admin", "email": f"admin@{slug}.example.org"},
-        "platform": {"kind": "kubernetes"},
-    }
+    spec = spec_data(slug, platform="kubernetes")
     (tmp_path / "tenants" / f"{slug}.yaml").write_text(yaml.safe_dump(spec))
     _ok(_cli(env, "tenant", "create", slug))
     # The tenant database, as the kubernetes platform would create it.

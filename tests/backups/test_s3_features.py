@@ -18,7 +18,8 @@ from osp_ops.objects.buckets import (
 )
 from osp_ops.objects.s3 import S3Store
 from osp_ops.settings import Settings
-from tests.backups.conftest import SPEC_YAML, Keys
+from tests.factories import SPEC_YAML
+from tests.fixtures.backup_data import Keys
 from tests.fixtures.minio import MinioServer
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,8 @@ from osp_ops.backups import (
 from osp_ops.backups.manifest import ManifestBody, backup_prefix, manifest_bytes, seal
 from osp_ops.domain.spec import Retention
 from osp_ops.objects.s3 import S3Store
-from tests.backups.conftest import SPEC_YAML, Keys
+from tests.factories import SPEC_YAML
+from tests.fixtures.backup_data import Keys
 from tests.fixtures.minio import MinioServer
 
 pytestmark = pytest.mark.integration

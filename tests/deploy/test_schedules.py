@@ -25,7 +25,6 @@ from kubernetes import client
 
 from osp_ops.backups import list_backups
 from osp_ops.domain.names import db_name_for
-from osp_ops.domain.spec import validate_spec
 from osp_ops.engine import backup_access
 from osp_ops.engine.api import request_converge
 from osp_ops.engine.context import build_context
@@ -34,6 +33,7 @@ from osp_ops.platforms.fake import JournalFakePlatform
 from osp_ops.platforms.pgtenant import TenantDatabases
 from osp_ops.settings import load_settings
 from osp_ops.store.backups import Backups
+from tests.factories import make_spec
 from tests.fixtures.kube import KubeCluster
 from tests.fixtures.postgres import PostgresServer
 
@@ -205,16 +205,7 @@ def test_scheduled_commands_run_from_root_and_take_the_due_backup(
     ctx = build_context(
         settings, actor="test", platform_factory=lambda _s: JournalFakePlatform(path=journal)
     )
-    spec = validate_spec(
-        {
-            "slug": slug,
-            "name": slug.title(),
-            "app": {"name": "decidim", "version": "0.27.7"},
-            "hosts": {"primary": f"{slug}.example.org"},
-            "admin": {"name": "Admin", "email": f"admin@{slug}.example.org"},
-            "platform": {"kind": "kubernetes"},
-        }
-    )
+    spec = make_spec(slug, platform="kubernetes")
     ctx.specs.write(spec)
     assert run_operation(ctx, request_converge(ctx, spec)[0].id).status == "succeeded"
     password = ctx.secrets.get(slug, "db_password")
