@@ -7,7 +7,7 @@ travel in ``env`` (``PGPASSWORD``), never on argv.
 - Kubernetes tenants (``SharedServerAccess``): the tenant database on the shared
   PostgreSQL server of ``settings.platform_db_admin_dsn``; ``pg_dump`` and ``psql`` run on
   the operator machine. Uploaded files are already in object storage: no files source.
-- Hosts tenants: ``platforms/hosts_data.py`` (the same commands, started on the host).
+- Hosts tenants: ``platforms/hosts/data.py`` (the same commands, started on the host).
 """
 
 from __future__ import annotations

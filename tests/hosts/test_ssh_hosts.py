@@ -24,7 +24,7 @@ from osp_ops.domain.catalog import default_catalog
 from osp_ops.domain.errors import PlatformError
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.hosts import HostsPlatform
-from osp_ops.platforms.hosts_data import HostsBackupAccess
+from osp_ops.platforms.hosts.data import HostsBackupAccess
 from osp_ops.settings import Settings
 from tests.factories import hosts_spec
 from tests.fixtures.procs import free_port

@@ -17,7 +17,7 @@ from osp_ops.cli.output import ConsoleProgress, console
 from osp_ops.domain.error_text import one_line
 from osp_ops.domain.phases import Phase
 from osp_ops.engine.context import build_context
-from osp_ops.platforms.hosts import _message
+from osp_ops.platforms.hosts.runs import _message
 from osp_ops.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from osp_ops.domain.names import tenant_names
-from osp_ops.platforms.hosts_data import HostsBackupAccess
+from osp_ops.platforms.hosts.data import HostsBackupAccess
 from osp_ops.settings import Settings
 from tests.factories import make_spec
 
