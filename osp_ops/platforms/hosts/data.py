@@ -1,7 +1,7 @@
 """Where a hosts tenant's data is, and the commands that reach it on its host.
 
-The layout comes from the playbooks (roles ``osp``, ``postgresql_server``) and the
-app's profile: the tenant database ``osp_<slug>`` lives in the osp-ops PostgreSQL
+The layout comes from the playbooks (the defaults of the roles ``osp`` and
+``postgresql_server``, read by ``layout.py``) and the app's profile: the tenant database ``osp_<slug>`` lives in the osp-ops PostgreSQL
 cluster of the host (socket directory ``<host root>/run/osp-ops/postgresql``, port
 ``osp_postgresql_port``), the uploaded files in the profile's ``hosts_files`` path under
 the tenant's directory ``<srv dir>/<directory>`` (``<srv dir>`` =
@@ -27,7 +27,9 @@ import re
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from osp_ops.apps.base import HostsFiles
@@ -37,6 +39,7 @@ from osp_ops.domain.names import db_name_for, tenant_names
 from osp_ops.domain.spec import HostsPlatform as HostsPlacement
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.data import Command, DatabaseAdmin, PsqlAdmin
+from osp_ops.platforms.hosts.layout import HostVars, default_playbooks_dir, role_defaults
 from osp_ops.settings import Settings
 
 # Directories beside the live files directory that restores and drills may create.
@@ -58,36 +61,54 @@ def _beside(name: str) -> str:
 
 @dataclass(frozen=True)
 class HostLayout:
-    """Paths and connection of one host, from its inventory variables."""
+    """Paths and connection of one host, from its inventory variables and the layout
+    the roles' defaults define (``layout.py``); ``host_root`` is osp-ops' setting, which
+    the playbooks get as ``osp_default_host_root``."""
 
     hostvars: Mapping[str, Any]
     host_root: str = "/"
-    bindir: str = "/usr/lib/postgresql/15/bin"
+    playbooks_dir: Path = field(default_factory=default_playbooks_dir)
+
+    @cached_property
+    def vars(self) -> HostVars:
+        """The host's variables as its playbooks see them."""
+        return HostVars(
+            self.hostvars,
+            extra={"osp_default_host_root": self.host_root},
+            defaults=role_defaults(self.playbooks_dir),
+        )
+
+    def _dir(self, name: str) -> str:
+        return str(self.vars.get(name)).rstrip("/")
 
     @property
     def root(self) -> str:
-        """Host root without its trailing slash."""
-        return str(self.hostvars.get("osp_host_root", self.host_root)).rstrip("/")
+        """Host root without its trailing slash (``osp_host_root``)."""
+        return self._dir("osp_host_root")
 
     @property
     def socket_dir(self) -> str:
-        """The cluster's socket directory."""
-        return f"{self.root}/run/osp-ops/postgresql"
+        """The cluster's socket directory (``postgresql_server_socket_dir``)."""
+        return self._dir("postgresql_server_socket_dir")
 
     @property
     def port(self) -> int:
-        """The cluster's port."""
-        return int(self.hostvars.get("osp_postgresql_port", 5432))
+        """The cluster's port (``osp_postgresql_port``)."""
+        return int(self.vars.get("osp_postgresql_port"))
+
+    @property
+    def bindir(self) -> str:
+        """The PostgreSQL programs of the host (``osp_postgresql_bindir``)."""
+        return self._dir("osp_postgresql_bindir")
 
     @property
     def srv_dir(self) -> str:
-        """Where tenants' app directories are."""
-        return str(self.hostvars.get("osp_srv_dir", f"{self.root}/srv/osp-ops")).rstrip("/")
+        """Where tenants' app directories are (``osp_srv_dir``)."""
+        return self._dir("osp_srv_dir")
 
     def app_user(self, slug: str) -> str:
         """The Unix user tenant ``slug``'s app runs as (owner of its uploaded files)."""
-        prefix = str(self.hostvars.get("osp_unix_user_prefix", ""))
-        return prefix + tenant_names(slug).unix_user
+        return str(self.vars.get("osp_unix_user_prefix")) + tenant_names(slug).unix_user
 
     def tenant_dir(self, slug: str) -> str:
         """The tenant's directory (settings, files ... as its app role lays them out)."""
@@ -148,13 +169,20 @@ class HostsBackupAccess:
     """``BackupAccess`` of hosts tenants (inventory variables from the hosts platform)."""
 
     def __init__(
-        self, hostvars_of: Any, settings: Settings, apps: AppRegistry | None = None
+        self,
+        hostvars_of: Any,
+        settings: Settings,
+        apps: AppRegistry | None = None,
+        *,
+        playbooks_dir: Path | None = None,
     ) -> None:
         """``hostvars_of(spec)`` gives the inventory variables of the tenant's host;
-        ``apps`` the profiles that say where each app keeps its files."""
+        ``apps`` the profiles that say where each app keeps its files;
+        ``playbooks_dir`` the playbooks whose roles lay the hosts out."""
         self._hostvars_of = hostvars_of
         self.settings = settings
         self.apps = apps or default_apps()
+        self.playbooks_dir = playbooks_dir or default_playbooks_dir()
 
     @classmethod
     def for_platform(cls, platform: Any, settings: Settings) -> HostsBackupAccess:
@@ -171,11 +199,20 @@ class HostsBackupAccess:
                 raise PlatformError(f"tenant {spec.slug!r} does not run on hosts")
             return dict(platform.hostvars(spec.platform.target))
 
-        return cls(hostvars, settings, getattr(platform, "apps", None))
+        return cls(
+            hostvars,
+            settings,
+            getattr(platform, "apps", None),
+            playbooks_dir=getattr(platform, "playbooks_dir", None),
+        )
 
     def layout(self, spec: TenantSpec) -> HostLayout:
         """The tenant host's layout."""
-        return HostLayout(self._hostvars_of(spec), host_root=self.settings.host_root)
+        return HostLayout(
+            self._hostvars_of(spec),
+            host_root=self.settings.host_root,
+            playbooks_dir=self.playbooks_dir,
+        )
 
     def files(self, spec: TenantSpec) -> HostsFiles | None:
         """Where the tenant's app keeps its uploaded files (its profile)."""

@@ -32,17 +32,11 @@ from osp_ops.platforms.hosts.inventory import (
     split_name,
     target_of,
 )
+from osp_ops.platforms.hosts.layout import PLAYBOOKS_ENV, default_playbooks_dir
 from osp_ops.platforms.hosts.runs import Outcome, run_playbook
 from osp_ops.settings import Settings, TlsMode
 
-PLAYBOOKS_ENV = "OSP_OPS_PLAYBOOKS"
 TASKS = ("migrate", "bootstrap-admin")
-
-
-def default_playbooks_dir() -> Path:
-    """``$OSP_OPS_PLAYBOOKS``, else the playbooks/ directory of the source tree."""
-    env = os.environ.get(PLAYBOOKS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "playbooks"
 
 
 class HostsPlatform:
