@@ -1,10 +1,10 @@
 """Kubernetes tenants' uploads in a bucket per tenant (``settings.app_storage = "s3"``).
 
-The engine creates the bucket before the platform provisions the tenant, deletes it
-after the platform destroyed the tenant, and gives the backup operations a
-``BackupAccess`` whose files are the bucket (``backups/bucket_archive.py``): the
-database part is ``SharedServerAccess``'s. The Kubernetes platform puts the bucket's
-name and keys in the chart values and the tenant's Secret.
+The Kubernetes platform creates the bucket in ``provision`` and deletes it in
+``destroy`` (``platforms/kubernetes/buckets.py``), and puts its name and keys in the
+chart values and the tenant's Secret. Here: the backup operations' ``BackupAccess``
+whose files are the bucket (``backups/bucket_archive.py``); the database part is
+``SharedServerAccess``'s.
 """
 
 from __future__ import annotations
@@ -43,26 +43,6 @@ def tenant_store(settings: Settings, spec: TenantSpec) -> S3Store:
     from osp_ops.objects import buckets
 
     return buckets.tenant_store(settings, spec.slug)
-
-
-def ensure_bucket(settings: Settings, spec: TenantSpec) -> str | None:
-    """Create the tenant's bucket if needed; a line for the step output, None if not ours."""
-    if not enabled(settings, spec):
-        return None
-    from osp_ops.objects import buckets
-
-    store = tenant_store(settings, spec)
-    return f"bucket {store.bucket} {'created' if buckets.ensure_bucket(store) else 'exists'}"
-
-
-def delete_bucket(settings: Settings, spec: TenantSpec) -> str | None:
-    """Delete the tenant's bucket and every object in it (its backups stay)."""
-    if not enabled(settings, spec):
-        return None
-    from osp_ops.objects import buckets
-
-    store = tenant_store(settings, spec)
-    return f"bucket {store.bucket} {'deleted' if buckets.delete_bucket(store) else 'was gone'}"
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """A recording fake platform, for unit tests of the engine only (named as a fake).
 
 It keeps what it was asked in ``calls`` and applies effects to an in-memory world so
-tests can check that no step's side effect happened twice.
+tests can check that no step's side effect happened twice. Given ``buckets``, it keeps
+the tenants' upload buckets in provision and destroy, as the Kubernetes platform does,
+for tests whose Kubernetes tenants' data is real.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from osp_ops.domain.errors import ConfigError, PlatformError, TemporaryError
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult
 from osp_ops.platforms.data import BackupAccess
+
+if TYPE_CHECKING:
+    from osp_ops.platforms.kubernetes.buckets import TenantBuckets
 
 
 @dataclass
@@ -29,6 +35,7 @@ class FakePlatform:
     world: dict[str, dict[str, str]] = field(default_factory=dict)
     fail: dict[str, list[Exception]] = field(default_factory=dict)
     fail_tasks: list[str] = field(default_factory=list)
+    buckets: TenantBuckets | None = None
 
     def _call(self, method: str, slug: str, reporter: Reporter | None = None) -> None:
         self.calls.append((method, slug))
@@ -46,12 +53,13 @@ class FakePlatform:
         reporter: Reporter,
         tenant_id: str | None = None,
     ) -> Change:
-        """Record and mark the tenant provisioned."""
+        """Record and mark the tenant provisioned (its bucket first, given ``buckets``)."""
         self._call("provision", spec.slug, reporter)
+        bucket = self.buckets.ensure(spec, reporter) if self.buckets is not None else 0
         state = self.world.setdefault(spec.slug, {})
         changed = state.get("provisioned") != "yes"
         state["provisioned"] = "yes"
-        return Change(changed=int(changed))
+        return Change(changed=bucket + int(changed))
 
     def deploy(
         self, *, spec: TenantSpec, version: str, secrets: Mapping[str, str], reporter: Reporter
@@ -112,9 +120,12 @@ class FakePlatform:
     def destroy(
         self, *, spec: TenantSpec, reporter: Reporter, tenant_id: str | None = None
     ) -> Change:
-        """Forget the tenant."""
+        """Forget the tenant (and delete its bucket, given ``buckets``)."""
         self._call("destroy", spec.slug, reporter)
-        return Change(changed=int(self.world.pop(spec.slug, None) is not None))
+        changed = int(self.world.pop(spec.slug, None) is not None)
+        if self.buckets is not None:
+            changed += self.buckets.delete(spec, reporter)
+        return Change(changed=changed)
 
     def backup_access(self, spec: TenantSpec) -> BackupAccess:
         """None of the tenant's data is here: ConfigError (a backup gate then skips)."""

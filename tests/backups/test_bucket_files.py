@@ -1,7 +1,8 @@
 """Kubernetes tenants' uploads in a bucket per tenant (``app_storage: s3``), on real MinIO.
 
 The tenant's database is on real PostgreSQL, its bucket on real MinIO; the app part is
-``FakePlatform``, so the uploads Decidim's Active Storage would write are put into the
+``FakePlatform``, which keeps the tenant's bucket as the Kubernetes platform does
+(``TenantBuckets``), so the uploads Decidim's Active Storage would write are put into the
 bucket by the test (random keys at the root, ``variants/...``, content types).
 """
 
@@ -25,12 +26,15 @@ from osp_ops.domain.errors import BackupError, ConfigError
 from osp_ops.domain.storage import tenant_bucket
 from osp_ops.engine import app_storage, backup_access
 from osp_ops.engine.api import request
+from osp_ops.engine.context import Context, build_context
 from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.runner import run_operation
 from osp_ops.objects.buckets import delete_bucket
 from osp_ops.objects.s3 import S3Store
+from osp_ops.platforms.fake import FakePlatform
+from osp_ops.platforms.kubernetes.buckets import TenantBuckets
 from osp_ops.settings import Settings
-from tests.backups.test_operations import _context, _create, _run, _spec
+from tests.backups.test_operations import _create, _run, _spec
 from tests.fixtures.minio import MinioServer
 from tests.fixtures.postgres import PostgresServer
 
@@ -49,6 +53,12 @@ def _settings(tmp_path: Path, postgres: PostgresServer, s3: MinioServer, prefix:
         app_s3_secret_access_key=SecretStr(s3.secret_key),
         app_s3_bucket_prefix=prefix,
     )
+
+
+def _context(settings: Settings) -> Context:
+    # The app part is the fake, keeping the bucket; the database and bucket are real.
+    fake_app_platform = FakePlatform(buckets=TenantBuckets(settings))
+    return build_context(settings, actor="test", platform_factory=lambda _s: fake_app_platform)
 
 
 def _uploads() -> dict[str, tuple[bytes, str]]:

@@ -11,7 +11,6 @@ from typing import Any
 from osp_ops.domain import deletion
 from osp_ops.domain.errors import OspOpsError, PlatformError
 from osp_ops.domain.phases import Phase
-from osp_ops.engine import app_storage
 from osp_ops.engine.backup_access import audit, nothing_to_back_up
 from osp_ops.engine.deletion import NO_FINAL_BACKUP_HINT
 from osp_ops.engine.kinds.backup import cleanup_incomplete, take_backup, verify_and_record
@@ -38,12 +37,11 @@ def generate_secrets(sc: StepContext) -> str:
 
 
 def provision(sc: StepContext) -> str:
-    """Upload bucket (if osp-ops keeps one), then database, directories, TLS on the platform."""
-    bucket = app_storage.ensure_bucket(sc.ctx.settings, sc.spec)
+    """Database, directories, TLS, the upload bucket where it keeps one: the platform's."""
     change = sc.platform.provision(
         spec=sc.spec, secrets=sc.secrets(), reporter=sc.report, tenant_id=sc.tenant_id
     )
-    return f"changed={change.changed}" + (f"; {bucket}" if bucket else "")
+    return f"changed={change.changed}"
 
 
 def deploy(sc: StepContext) -> str:
@@ -107,10 +105,9 @@ def resume(sc: StepContext) -> str:
 
 
 def destroy(sc: StepContext) -> str:
-    """Remove everything the tenant had on its platform, then its upload bucket."""
+    """Remove everything the tenant had on its platform (its upload bucket included)."""
     changed = sc.platform.destroy(spec=sc.spec, reporter=sc.report, tenant_id=sc.tenant_id).changed
-    bucket = app_storage.delete_bucket(sc.ctx.settings, sc.spec)
-    return f"changed={changed}" + (f"; {bucket}" if bucket else "")
+    return f"changed={changed}"
 
 
 def forget_secrets(sc: StepContext) -> str:
