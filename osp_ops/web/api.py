@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from osp_ops.apps.loader import default_apps
 from osp_ops.domain.errors import NotFoundError, OspOpsError
 from osp_ops.web.admin import admin_actor
 from osp_ops.web.auth import verify_password
@@ -36,7 +37,7 @@ class RequestIn(BaseModel):
     contact_role: str = _S
     contact_email: str = _S
     contact_phone: str = _S
-    app: str = Field("openslides", max_length=40)
+    app: str = Field(default_factory=lambda: default_apps().default_name, max_length=40)
     plan: str = Field("small", max_length=20)
     locales: list[str] = Field(default_factory=lambda: ["fr"], max_length=10)
     consent: bool = False

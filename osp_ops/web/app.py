@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from osp_ops.apps.loader import default_apps
 from osp_ops.domain.errors import OspOpsError
 from osp_ops.domain.plans import PlanName
 from osp_ops.engine.context import Context
@@ -88,7 +89,8 @@ def create_app(
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> Response:
         lang = web.lang(request)
-        return form_page(request, {"app": "openslides", "plan": "small", "locales": [lang]}, {})
+        app_name = default_apps().default_name
+        return form_page(request, {"app": app_name, "plan": "small", "locales": [lang]}, {})
 
     @app.post("/request", response_class=HTMLResponse, include_in_schema=False)
     async def submit(request: Request) -> Response:
