@@ -12,6 +12,7 @@ pictures of docs/portal.md); otherwise to the test's directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -41,16 +42,41 @@ class Portal:
     inbox: Inbox
     shots: Path
 
-    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, stdin: str | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [sys.executable, "-m", "osp_ops.cli", *args],
-            env=self.env, input=stdin, capture_output=True, text=True, timeout=180,
+            env=self.env, input=stdin, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         return done
 
     def json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str], port: int) -> Iterator[None]:
+    """`osp-ops web serve` on ``port`` until the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "osp_ops.cli", "web", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("web server did not start")
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -64,32 +90,17 @@ def portal(tmp_path: Path, smtp: tuple[Inbox, int]) -> Iterator[Portal]:
         "OSP_OPS_TENANTS_DIR": str(tmp_path / "tenants"),
         "OSP_OPS_BASE_DOMAIN": "participer.example.org",
         "OSP_OPS_FAKE_PLATFORM_JOURNAL": str(tmp_path / "fake.json"),
+        "OSP_OPS_PLATFORM": "osp_ops.platforms.fake:journal_platform",
         "OSP_OPS_PORTAL_PUBLIC_URL": base,
         "OSP_OPS_PORTAL_SMTP_PORT": str(smtp_port),
         "OSP_OPS_ACTOR": "ops@test",
     }
     shots = REPO / "docs" / "portal" if os.environ.get("OSP_OPS_PORTAL_SCREENSHOTS") else tmp_path
     shots.mkdir(exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "osp_ops.cli", "web", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("web server did not start")
+    with serve(env, port):
         p = Portal(base, env, inbox, shots)
         p.cli("request", "admin-add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
         yield p
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -106,7 +117,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     for flag in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--window-size=1000,1400", "--lang=fr-FR", f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1000,1400", "--ignore-certificate-errors", "--lang=fr-FR", f"--user-data-dir={tmp_path / 'chromium'}",
     ):  # fmt: skip
         options.add_argument(flag)
     options.add_experimental_option("prefs", {"intl.accept_languages": "fr-FR,fr"})
