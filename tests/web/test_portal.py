@@ -164,6 +164,7 @@ def test_rejection_emails_the_reason_and_deletes_personal_data(
     gone = RequestStore(ctx.db).require(req.id)
     assert gone.state is RequestState.rejected and gone.email is None
     assert "contact_name" not in gone.data
+    assert "Une demande existe déjà" in client.get(f"/admin/requests/{req.id}").text
     assert nothing_queued(ctx)
 
 
