@@ -14,11 +14,11 @@ from osp_ops.apps.loader import default_apps
 from osp_ops.backups import open_store
 from osp_ops.domain import redaction
 from osp_ops.domain.catalog import Catalog
-from osp_ops.domain.errors import ConfigError
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine.audit_anchors import StoreAnchors
 from osp_ops.engine.registry import Registry, load_kinds
 from osp_ops.platforms.base import Platform
+from osp_ops.platforms.registry import build_platform
 from osp_ops.settings import SECRET_FIELDS, Settings
 from osp_ops.store.audit import AuditKey, AuditLog
 from osp_ops.store.db import Database
@@ -27,9 +27,6 @@ from osp_ops.store.operations import Operations
 from osp_ops.store.secrets import MasterKey, SecretStore
 from osp_ops.store.specs import SpecRepository
 from osp_ops.store.tenants import Tenants
-
-# Crash tests of the engine select the journaled fake platform with this variable.
-FAKE_PLATFORM_ENV = "OSP_OPS_FAKE_PLATFORM_JOURNAL"
 
 PlatformFactory = Callable[[TenantSpec], Platform]
 
@@ -84,25 +81,10 @@ class Context:
 
 
 def default_platform_factory(settings: Settings, catalog: Catalog) -> PlatformFactory:
-    """Real platforms by spec.platform.kind (the journaled fake when the crash tests ask)."""
-    journal = os.environ.get(FAKE_PLATFORM_ENV)
+    """Platforms by spec.platform.kind, from the platform registry (platforms/registry.py)."""
 
     def factory(spec: TenantSpec) -> Platform:
-        if journal:
-            from osp_ops.platforms.fake import JournalFakePlatform
-
-            return JournalFakePlatform(path=journal)
-        if spec.platform.kind == "hosts":
-            from osp_ops.platforms.hosts import HostsPlatform
-
-            hosts: Platform = HostsPlatform(settings=settings, catalog=catalog)
-            return hosts
-        if spec.platform.kind == "kubernetes":
-            from osp_ops.platforms.kubernetes import KubernetesPlatform
-
-            kube: Platform = KubernetesPlatform(settings=settings, catalog=catalog)
-            return kube
-        raise ConfigError(f"unknown platform {spec.platform.kind!r}")
+        return build_platform(spec.platform.kind, settings, catalog)
 
     return factory
 

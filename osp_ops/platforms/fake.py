@@ -15,10 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from osp_ops.domain.catalog import Catalog
 from osp_ops.domain.errors import ConfigError, PlatformError, TemporaryError
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult
 from osp_ops.platforms.data import BackupAccess
+from osp_ops.settings import Settings
 
 if TYPE_CHECKING:
     from osp_ops.platforms.kubernetes.buckets import TenantBuckets
@@ -138,6 +140,16 @@ def flaky(times: int, message: str = "fake temporary failure") -> list[Exception
 
 
 DELAY_ENV = "OSP_OPS_FAKE_PLATFORM_DELAY"
+JOURNAL_ENV = "OSP_OPS_FAKE_PLATFORM_JOURNAL"
+
+
+def journal_platform(settings: Settings, catalog: Catalog) -> JournalFakePlatform:
+    """The journaled fake, its file named by ``$OSP_OPS_FAKE_PLATFORM_JOURNAL`` (a
+    platform factory: ``OSP_OPS_PLATFORM=osp_ops.platforms.fake:journal_platform``)."""
+    path = os.environ.get(JOURNAL_ENV)
+    if not path:
+        raise ConfigError(f"${JOURNAL_ENV} names no journal file")
+    return JournalFakePlatform(path=path)
 
 
 @dataclass

@@ -92,6 +92,7 @@ class Sandbox:
         env |= {
             "OSP_OPS_DATA_DIR": str(self.data_dir),
             "OSP_OPS_FAKE_PLATFORM_JOURNAL": str(self.journal),
+            "OSP_OPS_PLATFORM": "osp_ops.platforms.fake:journal_platform",
             "OSP_OPS_ACTOR": "tester",
             "OSP_OPS_RETRY_BASE_DELAY": "0",
             "COLUMNS": "200",

@@ -77,6 +77,7 @@ def test_a_crash_after_staging_keeps_the_staged_value(tmp_path: Path) -> None:
         "OSP_OPS_DATA_DIR": str(tmp_path / "data"),
         "OSP_OPS_TENANTS_DIR": str(tmp_path / "tenants"),
         "OSP_OPS_FAKE_PLATFORM_JOURNAL": str(tmp_path / "platform.json"),
+        "OSP_OPS_PLATFORM": "osp_ops.platforms.fake:journal_platform",
         "OSP_OPS_RETRY_BASE_DELAY": "0",
     }
     (tmp_path / "tenants").mkdir()
