@@ -13,9 +13,10 @@ HEADER = """# CLI reference
 Exit codes: 0 success; 1 an operation or platform failed; 2 invalid input (spec,
 settings, catalog, usage, an ambiguous id prefix); 3 not found (tenant, operation,
 backup); 4 illegal phase change; 5 tenant busy (another operation holds its lease);
-6 cancelled; 7 audit log tampered with. An error is one `Error:` line and at most one
-`Hint:` line. Every listing and `show` takes `--json`. Operation and backup ids may be
-given by a unique prefix (the command says which id it matched). Times are UTC.
+6 cancelled; 7 audit log tampered with; 8 failed and rolled back (the tenant is as it
+was). An error is one `Error:` line and at most one `Hint:` line. Every listing and
+`show` takes `--json`. Operation and backup ids may be given by a unique prefix (the
+command says which id it matched). Times are UTC.
 Shell completion: `osp-ops --install-completion`.
 """
 

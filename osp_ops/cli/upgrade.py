@@ -6,12 +6,22 @@ from typing import Annotated
 
 import typer
 
-from osp_ops.cli.common import context, queued, run_inline, slug_argument
+from osp_ops.cli.common import context, queued, run_inline, slug_argument, verbosity
 from osp_ops.cli.lookup import require_tenant
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.task_runs import print_task_runs, task_runs
-from osp_ops.domain.errors import NotFoundError, OspOpsError, Problem, SpecError
+from osp_ops.domain.error_text import one_line
+from osp_ops.domain.errors import (
+    NotFoundError,
+    OspOpsError,
+    Problem,
+    RolledBackError,
+    SpecError,
+)
+from osp_ops.engine import interrupted
 from osp_ops.engine.api import request_upgrade
+from osp_ops.engine.context import Context
+from osp_ops.engine.kinds import rollback
 from osp_ops.engine.kinds.upgrade import UpgradePlan, plan
 from osp_ops.engine.upgrade_plan import FleetPlan, plan_fleet
 from osp_ops.store.db import utcnow
@@ -82,7 +92,9 @@ def run(
     async_: Annotated[bool, typer.Option("--async", help="Queue for a worker.")] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for a busy tenant.")] = 0.0,
 ) -> None:
-    """Upgrade to the spec's version: back up, then deploy, migrate and check each version."""
+    """Upgrade to the spec's version: back up, then deploy, migrate and check each version.
+    When a step after the backup fails, the upgrade rolls back by itself to the version
+    the tenant ran, with the backup's data (exit 8: rolled back)."""
     if all_ == (slug is not None):
         raise SpecError([Problem("arguments", "give a tenant slug or --all")], subject="command")
     ctx = context(c)
@@ -134,17 +146,94 @@ def run(
 
 
 @app.command()
+def recover(
+    c: typer.Context,
+    slug: Annotated[str, slug_argument("Tenant.")],
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a busy tenant.")] = 0.0,
+) -> None:
+    """Retry the rollback of the tenant's last upgrade when even the rollback failed (its
+    maintenance page stays up until then), or resume an upgrade whose runner died (it
+    rolls back when it was past its point of no return)."""
+    ctx = context(c)
+    require_tenant(ctx, slug)
+    last = rollback.last_upgrade(ctx, slug)
+    op = rollback.recoverable(
+        ctx, slug, interrupted=last is not None and interrupted.is_interrupted(ctx, last)
+    )
+    ctx.audit.append(
+        actor=ctx.actor, action="upgrade.recover", tenant=slug, details={"operation": op.id}
+    )
+    try:
+        result = run_inline(ctx, op, created=False, wait=wait, verbose=verbosity(c))
+    except RolledBackError:  # what recover is for: the tenant is back on its old version
+        done = ctx.operations.get(op.id)
+        version = ctx.tenants.require(slug).observed_version
+        console.print(f"[green]upgrade {slug}: rolled back to {version} ({done.id})[/]")
+        console.print(f"what failed: {done.error}", markup=False, soft_wrap=True)
+        return
+    console.print(f"[green]upgrade {slug}: {result.status}[/]")
+
+
+def _upgrades(ctx: Context, slug: str) -> list[dict[str, object]]:
+    """The tenant's upgrade operations, newest first, with their state and what failed."""
+    rows: list[dict[str, object]] = []
+    for op in ctx.operations.recent(tenant=slug, limit=100):
+        if op.kind != "upgrade":
+            continue
+        failed = next(
+            (s for s in op.steps if s.status == "failed" and s.name not in rollback.ROLLBACK_STEPS),
+            None,
+        )
+        rows.append(
+            {
+                "operation": op.id,
+                "created_at": op.created_at.isoformat(),
+                "from": op.params.get("from"),
+                "to": op.params.get("spec", {}).get("app", {}).get("version"),
+                "state": rollback.state(op, interrupted=interrupted.is_interrupted(ctx, op)),
+                "failed_step": failed.name if failed else None,
+                "error": op.error,
+                "rollback": [
+                    {"step": s.name, "status": s.status, "output": s.output, "error": s.error}
+                    for s in op.steps
+                    if s.name in rollback.ROLLBACK_STEPS
+                ],
+            }
+        )
+    return rows
+
+
+@app.command()
 def history(
     c: typer.Context,
     slug: Annotated[str, slug_argument("Tenant.")],
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Every one-time upgrade task run of the tenant, newest first: hop, command,
-    status, time and output (the last line; all of it with --json)."""
+    """The tenant's upgrades, newest first (state: upgrading, rolling-back, rolled-back,
+    succeeded, failed; the step that failed and why), then every one-time task run: hop,
+    command, status, time and output (the last line; all of it with --json)."""
     ctx = context(c)
     require_tenant(ctx, slug)
+    upgrades = _upgrades(ctx, slug)
     runs = task_runs(ctx, slug)
     if json_:
-        print_json({"tenant": slug, "task_runs": [r.to_json() for r in runs]})
+        print_json({"tenant": slug, "upgrades": upgrades, "task_runs": [r.to_json() for r in runs]})
         return
-    print_task_runs(None, runs)
+    if upgrades:
+        table(
+            "Upgrades",
+            ["CREATED (UTC)", "OPERATION", "FROM", "TO", "STATE", "FAILED STEP", "ERROR"],
+            [
+                [
+                    str(u["created_at"])[:16].replace("T", " "),
+                    u["operation"],
+                    u["from"],
+                    u["to"],
+                    u["state"],
+                    u["failed_step"] or "",
+                    one_line(str(u["error"])) if u["error"] else "",
+                ]
+                for u in upgrades
+            ],
+        )
+    print_task_runs("Task runs" if upgrades else None, runs)

@@ -15,6 +15,7 @@
     │   └── SecretError          a secret cannot be decrypted (wrong key)
     ├── TemporaryError           a retry may help (network blip, 503); carries a delay hint
     ├── LeaseHeldError           another operation holds the tenant's lease (names the holder)
+    ├── RolledBackError          the operation failed and was undone (an upgrade rolled back)
     └── OperationCancelledError  the operation was cancelled by an operator
 
 Every error may carry a ``hint`` (what to do next: "did you mean 'nanterre'?"), printed
@@ -142,6 +143,13 @@ class OperationCancelledError(OspOpsError):
     """An operator cancelled the operation."""
 
     exit_code = 6
+
+
+class RolledBackError(OspOpsError):
+    """The operation failed and was undone: the tenant is as it was before (an upgrade
+    rolled back to its previous version). Running the command anew starts afresh."""
+
+    exit_code = 8
 
 
 class PlatformError(PermanentError):

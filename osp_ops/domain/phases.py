@@ -14,6 +14,7 @@ class Phase(StrEnum):
     provisioning = "provisioning"
     ready = "ready"
     updating = "updating"
+    rolling_back = "rolling-back"  # an upgrade that failed goes back to its old version
     suspended = "suspended"
     deleting = "deleting"
     deleted = "deleted"
@@ -21,17 +22,25 @@ class Phase(StrEnum):
 
 
 # Every allowed move. `failed` can be left by retrying whatever failed (provisioning,
-# updating, deleting) or by an operator fixing it by hand (ready).
+# updating, deleting, an upgrade's rollback) or by an operator fixing it by hand (ready).
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.requested: frozenset({Phase.provisioning, Phase.deleting}),
     Phase.provisioning: frozenset({Phase.ready, Phase.failed}),
     Phase.ready: frozenset({Phase.updating, Phase.suspended, Phase.deleting}),
-    Phase.updating: frozenset({Phase.ready, Phase.failed}),
+    Phase.updating: frozenset({Phase.ready, Phase.failed, Phase.rolling_back}),
+    Phase.rolling_back: frozenset({Phase.ready, Phase.failed}),
     Phase.suspended: frozenset({Phase.ready, Phase.updating, Phase.deleting}),
     Phase.deleting: frozenset({Phase.deleted, Phase.failed}),
     Phase.deleted: frozenset({Phase.provisioning}),
     Phase.failed: frozenset(
-        {Phase.provisioning, Phase.updating, Phase.deleting, Phase.ready, Phase.suspended}
+        {
+            Phase.provisioning,
+            Phase.updating,
+            Phase.rolling_back,
+            Phase.deleting,
+            Phase.ready,
+            Phase.suspended,
+        }
     ),
 }
 

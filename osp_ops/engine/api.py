@@ -20,6 +20,7 @@ from osp_ops.domain.phases import TRANSITIONS, Phase
 from osp_ops.domain.spec import TenantSpec, dump_spec
 from osp_ops.engine.context import Context
 from osp_ops.engine.interrupted import resumed
+from osp_ops.engine.kinds.rollback import refuse_after_failed_rollback
 from osp_ops.engine.kinds.upgrade import hops, upgrade_steps
 from osp_ops.store.operations import OperationInfo
 
@@ -116,6 +117,7 @@ def request_upgrade(
     rec = ctx.tenants.get(spec.slug)
     if rec is None or rec.observed_version is None:
         raise IllegalTransitionError(f"cannot upgrade {spec.slug!r}: it runs no version yet")
+    refuse_after_failed_rollback(ctx, spec.slug)
     app = ctx.catalog.app(spec.app.name)
     path = app.upgrade_path(rec.observed_version, spec.app.version)
     with_tasks = frozenset(

@@ -112,6 +112,11 @@ def check_retry(ctx: Context, op: OperationInfo) -> None:
     """IllegalTransitionError when retrying ``op`` would undo what a later one did."""
     if op.status == "succeeded":
         raise IllegalTransitionError(f"operation {op.id} already succeeded")
+    if op.status == "rolled-back":
+        raise IllegalTransitionError(
+            f"operation {op.id} ({op.kind}) failed and was rolled back",
+            hint="run the command anew for a new attempt",
+        )
     later = superseded_by(ctx, op)
     if later is not None:
         raise IllegalTransitionError(

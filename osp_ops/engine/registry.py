@@ -13,7 +13,7 @@ named in ``KIND_MODULES``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -65,6 +65,22 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class Undo:
+    """What undoes a kind that failed past its gates (an upgrade's rollback); the
+    runner's part is ``engine/undo.py``."""
+
+    steps: tuple[str, ...]
+    # Given each step's (name, status): the failed or cut-off step to undo for, or None
+    # when the operation stops (or, resumed, goes on) as it is.
+    blame: Callable[[Sequence[tuple[str, str]]], str | None]
+    # Told when the undo failed too; may name {tenant} and {operation}.
+    hint: str = ""
+    # A step run, as best it can, when an undo step fails (an upgrade's rollback puts
+    # the maintenance page back up).
+    contain: str | None = None
+
+
+@dataclass(frozen=True)
 class Kind:
     """An operation kind: its steps, the phase it enters and the phase a failure leaves."""
 
@@ -78,6 +94,9 @@ class Kind:
     # anything is recorded when the tenant's phase cannot move there.
     entry_phase: Phase | None = None
     retry: RetryPolicy = RetryPolicy()
+    # Steps run when a step outside the gates fails, or the operation resumes past its
+    # point of no return (``Undo.blame``); None: a failure stops the operation.
+    undo: Undo | None = None
 
 
 @dataclass
@@ -114,13 +133,22 @@ class Registry(Generic[C]):
     def check(self) -> None:
         """ValueError naming every kind whose steps have no function."""
         missing = {
-            k.name: [s for s in k.steps if not self.has_step(s)] for k in self.kinds.values()
+            k.name: [
+                s
+                for s in (*k.steps, *(k.undo.steps if k.undo else ()), *_contain(k))
+                if not self.has_step(s)
+            ]
+            for k in self.kinds.values()
         }
         problems = [
             f"kind {name}: steps without functions: {s}" for name, s in missing.items() if s
         ]
         if problems:
             raise ValueError("; ".join(problems))
+
+
+def _contain(kind: Kind) -> tuple[str, ...]:
+    return (kind.undo.contain,) if kind.undo and kind.undo.contain else ()
 
 
 # Every module that registers kinds, in order (later ones may replace steps of earlier).

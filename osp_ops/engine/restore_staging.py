@@ -34,7 +34,7 @@ def staged(ctx: Context, spec: TenantSpec, access: BackupAccess) -> list[str]:
     live = _live_ops(ctx, spec.slug)
     db = access.database_name(spec)
     patterns = []
-    if "restore" not in live:
+    if "restore" not in live and "upgrade" not in live:  # an upgrade's rollback stages too
         patterns.append((rf"{re.escape(db)}_r\d{{14}}", r"media\.restore-\d{14}"))
     if "drill" not in live:
         patterns.append((rf"{re.escape(db)}_drill_[0-9a-f]{{6}}", r"media\.drill-[0-9a-f]{6}"))
@@ -52,14 +52,18 @@ def staged(ctx: Context, spec: TenantSpec, access: BackupAccess) -> list[str]:
 
 
 def _switching(ctx: Context, tenant: str) -> set[str]:
-    """Staged names of interrupted restores that stopped the app to switch: they must be
-    resumed (rerun the command), never dropped halfway."""
+    """Staged names of interrupted restores that stopped the app to switch, and of
+    upgrades' rollbacks: they must be resumed (rerun the command, `upgrade recover`),
+    never dropped halfway."""
     names: set[str] = set()
     for op in ctx.operations.pending_for(tenant):
         if op.kind == "restore" and any(
             s.name == "stop-app" and s.status == "done" for s in op.steps
         ):
             names |= {str(op.params.get(k)) for k in ("target_database", "files_new")}
+        for step in op.steps if op.kind == "upgrade" else ():  # a rollback under way
+            if step.name == "begin-rollback" and step.status == "done" and step.data:
+                names |= {str(step.data.get(k)) for k in ("target_database", "files_new")}
     return names
 
 

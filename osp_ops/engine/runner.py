@@ -22,6 +22,7 @@ from osp_ops.domain.errors import (
 )
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import validate_spec
+from osp_ops.engine import undo
 from osp_ops.engine.context import Context
 from osp_ops.engine.progress import Progress, SilentProgress
 from osp_ops.engine.registry import Kind, StepResult, as_result
@@ -105,7 +106,9 @@ def run_operation(
         raise
     finally:
         ctx.leases.release(lease)
-    return ctx.operations.get(op.id)
+    done = ctx.operations.get(op.id)
+    undo.raise_if_rolled_back(done)  # an undone operation did not do what was asked
+    return done
 
 
 def _failure_phase(ctx: Context, op_id: str, kind: Kind) -> Phase | None:
@@ -156,9 +159,17 @@ def _run_steps(
     spec = validate_spec(op.params["spec"], source=f"operation {op.id}", catalog=ctx.catalog)
     max_attempts = kind.retry.attempts(ctx.settings.step_max_attempts)
     base_delay = kind.retry.delay(ctx.settings.retry_base_delay)
-    for step in op.steps:
-        if step.status == "done":
-            progress.step(step.name, "skipped", detail="done before")
+    steps = list(op.steps)
+    if kind.undo is not None:  # resumed past its point of no return: it undoes instead
+        steps = undo.on_start(ctx, op, kind.undo, steps)
+    undoing = kind.undo is not None and undo.started(kind.undo, steps)
+    i = 0
+    while i < len(steps):
+        step, i = steps[i], i + 1
+        if step.status in ("done", "skipped") or (
+            undoing and kind.undo is not None and step.name not in kind.undo.steps
+        ):
+            progress.step(step.name, "skipped", detail=f"{step.status} before")
             continue
         if ctx.operations.is_cancelled(op.id):
             raise OperationCancelledError(f"operation {op.id} was cancelled")
@@ -174,13 +185,27 @@ def _run_steps(
 
         arg = step.name.partition("@")[2]
         sc = StepContext(ctx=ctx, op=op, spec=spec, report=report, arg=arg or None)
-        result, ms = _attempt(
-            ctx, op, step.idx, step.name, sc, (max_attempts, base_delay), progress
-        )
+        try:
+            result, ms = _attempt(
+                ctx, op, step.idx, step.name, sc, (max_attempts, base_delay), progress
+            )
+        except Exception as e:
+            if kind.undo is None:
+                raise
+            if undoing:
+                raise undo.undo_failed(ctx, sc, kind.undo, step.name, e) from e
+            more = undo.on_failure(ctx, op, kind.undo, step, e)
+            if more is None:
+                raise
+            steps, undoing = more, True
+            continue
         failpoints.hit(f"after-step:{step.name}")
         ctx.operations.step_done(op.id, step.idx, ms, result.output, data=result.data)
         failpoints.hit(f"step-recorded:{step.name}")
         progress.step(step.name, "done", detail=result.output)
+    if undoing and kind.undo is not None:
+        undo.finish(ctx, op, kind.undo)
+        return
     ctx.operations.finish(op.id, "succeeded")
     ctx.audit.append(
         actor=op.requested_by,

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from osp_ops.domain.errors import NotFoundError
 from osp_ops.domain.redaction import redact
@@ -18,7 +19,7 @@ from osp_ops.store.db import Database, utcnow
 from osp_ops.store.tables import OperationLogRow, OperationRow, StepRow
 
 PENDING = ("queued", "running")
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled", "rolled-back")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class StepInfo:
 
     idx: int
     name: str
-    status: str  # pending | running | done | failed
+    status: str  # pending | running | done | failed | skipped (an undo came first)
     attempts: int
     duration_ms: float | None
     error: str | None
@@ -258,23 +259,44 @@ class Operations:
             row.started_at = row.started_at or utcnow()
 
     def finish(self, op_id: str, status: str, error: str | None = None) -> None:
-        """Record the outcome: succeeded, failed or cancelled."""
+        """Record the outcome: succeeded, failed, cancelled or rolled-back."""
         with self.db.transaction() as s:
             row = s.get(OperationRow, op_id)
             assert row is not None
             row.status, row.error, row.finished_at = status, redact(error or "") or None, utcnow()
 
     def requeue(self, op_id: str) -> None:
-        """Put a failed or cancelled operation back in the queue; failed steps reset."""
+        """Put a failed or cancelled operation back in the queue; failed steps reset,
+        except one the operation went past (an undo followed it: it stays failed)."""
         with self.db.transaction() as s:
             row = s.get(OperationRow, op_id)
             assert row is not None
             row.status, row.error, row.finished_at, row.worker = "queued", None, None, None
-            s.execute(
-                update(StepRow)
-                .where(StepRow.operation_id == op_id, StepRow.status.in_(("failed", "running")))
-                .values(status="pending", attempts=0, error=None)
-            )
+            steps = self._step_rows(s, op_id)
+            for i, step in enumerate(steps):
+                went_past = any(later.status != "pending" for later in steps[i + 1 :])
+                if step.status in ("failed", "running") and not went_past:
+                    step.status, step.attempts, step.error = "pending", 0, None
+
+    @staticmethod
+    def _step_rows(s: Session, op_id: str) -> list[StepRow]:
+        query = select(StepRow).where(StepRow.operation_id == op_id).order_by(StepRow.idx)
+        return list(s.execute(query).scalars())
+
+    def begin_undo(self, op_id: str, *, blamed: str, error: str, steps: Sequence[str]) -> None:
+        """Start undoing (once): ``blamed`` is failed (``error`` unless it recorded one),
+        the steps that did not run are skipped, ``steps`` are appended, pending."""
+        with self.db.transaction() as s:
+            rows = self._step_rows(s, op_id)
+            if any(r.name in steps for r in rows):
+                return
+            for r in rows:
+                if r.name == blamed:
+                    r.status, r.error = "failed", r.error or redact(error)
+                elif r.status == "pending":
+                    r.status = "skipped"
+            for i, name in enumerate(steps, start=len(rows)):
+                s.add(StepRow(operation_id=op_id, idx=i, name=name, status="pending", attempts=0))
 
     def cancel(self, op_id: str) -> None:
         """Cancel a queued operation or flag a running one (it stops after its step)."""

@@ -5,6 +5,7 @@ cannot be rerun after it was cut off. Engine + fake platform, SQLite."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,11 @@ def fake() -> FakePlatform:
 
 @pytest.fixture
 def ctx(tmp_path: Path, fake: FakePlatform) -> Context:
-    return fake_context(tmp_path, platform=fake)
+    """A context whose upgrades do not roll back (tests/engine/test_upgrade_rollback.py
+    has the rollback): the task runs' own resume is tested here."""
+    c = fake_context(tmp_path, platform=fake)
+    c.kinds.register(dataclasses.replace(c.kinds.kind("upgrade"), undo=None), {})
+    return c
 
 
 def _request(ctx: Context, version: str) -> str:

@@ -7,7 +7,9 @@ REST API (a user, a topic with its agenda item, a motion, an uploaded file). An 
 whose backup gate fails (the backup store cannot be written) stops before anything is
 touched; the real `upgrade run` then takes it to 3.3 with every record and file, the
 admin login, the version endpoint saying 3.3, 3.3's settings, and the 3.2 virtualenv
-still on disk for a way back.
+still on disk for a way back. Before it, an upgrade whose migration fails for real (a
+column one of 3.3's migrations adds was made beforehand) rolls back by itself: the
+tenant serves 3.2 with all its data, the database the upgrade touched is kept.
 """
 
 from __future__ import annotations
@@ -177,6 +179,64 @@ def test_a_failed_backup_gate_stops_the_upgrade_before_anything_changes(site: Si
     assert _files(site) == BEFORE["files"]
 
 
+def _sql(site: Site, database: str, sql: str) -> list[str]:
+    """``sql`` in one of the host's databases, as its superuser."""
+    out = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-h",
+         str(site.root / "run" / "osp-ops" / "postgresql"), "-p", str(site.pg_port),
+         "-XAtc", sql, database],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.split()
+
+
+DB = f"osp_{SLUG}"
+# A column one of 3.3's migrations adds (users 0015, vote delegation): made beforehand,
+# it makes that migration fail for real ("already exists") after earlier ones of 3.3
+# have run. 3.2 does not know the column and works with it.
+BLOCKER = "ALTER TABLE users_user ADD COLUMN vote_delegated_to_id integer"
+
+
+def test_a_failing_migration_of_the_hop_rolls_back_to_32(site: Site) -> None:
+    _set_version(site, "3.3")
+    _sql(site, DB, BLOCKER)
+    migrations = _sql(site, DB, "SELECT count(*) FROM django_migrations")
+    proc = subprocess.run(
+        [*_cli(), "upgrade", "run", SLUG], env=site.env, capture_output=True, text=True,
+        timeout=1500,
+    )  # fmt: skip
+    assert proc.returncode == 8, (proc.stdout[-3000:], proc.stderr[-3000:])
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "rolled back" in errors[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    # The record says what failed and how the tenant was put back.
+    upgrade = site.json("upgrade", "history", SLUG)["upgrades"][0]
+    assert (upgrade["state"], upgrade["failed_step"]) == ("rolled-back", "deploy@3.3"), upgrade
+    assert "vote_delegated_to_id" in upgrade["error"], upgrade["error"]
+    assert [r["status"] for r in upgrade["rollback"]] == ["done"] * 10, upgrade["rollback"]
+    show = site.json("tenant", "show", SLUG)
+    assert (show["phase"], show["observed_version"]) == ("ready", "3.2"), show
+    assert "rolled back to 3.2: deploy@3.3 failed" in show["reason"], show
+    # It serves 3.2 with every record and file; the admin logs in.
+    app = OpenSlides(site, SLUG)
+    assert _version(app) == "3.2"
+    assert _content(app) == BEFORE["content"]
+    app.close()
+    assert _files(site) == BEFORE["files"]
+    assert _settings(site) == BEFORE["settings"]
+    assert _sql(site, DB, "SELECT count(*) FROM django_migrations") == migrations
+    # What the failed upgrade touched is kept beside the live data (3.3's migrations that
+    # ran before the failing one are in that database), and both virtualenvs stay.
+    retired = site.json("backup", "list-retired", SLUG)["retired"]
+    old_db = [n for n in retired if n.startswith(f"{DB}_old_")]
+    assert len(old_db) == 1 and [n for n in retired if n.startswith("media.old-")], retired
+    touched = _sql(site, old_db[0], "SELECT count(*) FROM django_migrations")
+    assert int(touched[0]) > int(migrations[0]), (touched, migrations)
+    assert (_venv(site, "3.2") / "bin" / "openslides").exists()
+    assert (_venv(site, "3.3") / "bin" / "openslides").exists()
+    _sql(site, DB, BLOCKER.replace("ADD COLUMN", "DROP COLUMN").removesuffix(" integer"))
+
+
 def test_upgrade_to_33_keeps_every_record_and_file(site: Site) -> None:
     plan = site.json("upgrade", "plan")["plans"][0]
     assert (plan["current"], plan["path"]) == ("3.2", ["3.3"])
@@ -193,11 +253,12 @@ def test_upgrade_to_33_keeps_every_record_and_file(site: Site) -> None:
     for line in ("EMAIL_USE_SSL = False", "EMAIL_USE_TLS = False", "EMAIL_TIMEOUT = None"):
         assert line in settings
     assert "OpenSlides 3.3 settings" in settings
-    # The 3.2 virtualenv stays for a way back; the backup the gate took is complete.
+    # The 3.2 virtualenv stays for a way back; the backup the gate took is complete
+    # (after the one of the rolled-back upgrade).
     assert (_venv(site, "3.2") / "bin" / "openslides").exists()
     assert (_venv(site, "3.3") / "bin" / "openslides").exists()
     backups = site.json("backup", "list", SLUG)["backups"]
-    assert [b["state"] for b in backups] == ["complete"] and backups[0]["verified_at"]
+    assert [b["state"] for b in backups] == ["complete"] * 2 and backups[-1]["verified_at"]
     assert site.json("upgrade", "plan")["plans"][0]["path"] == []
 
 

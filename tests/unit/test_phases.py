@@ -16,12 +16,13 @@ ALLOWED = {
     ("requested", "provisioning"), ("requested", "deleting"),
     ("provisioning", "ready"), ("provisioning", "failed"),
     ("ready", "updating"), ("ready", "suspended"), ("ready", "deleting"),
-    ("updating", "ready"), ("updating", "failed"),
+    ("updating", "ready"), ("updating", "failed"), ("updating", "rolling-back"),
+    ("rolling-back", "ready"), ("rolling-back", "failed"),
     ("suspended", "ready"), ("suspended", "updating"), ("suspended", "deleting"),
     ("deleting", "deleted"), ("deleting", "failed"),
     ("deleted", "provisioning"),
     ("failed", "provisioning"), ("failed", "updating"), ("failed", "deleting"),
-    ("failed", "ready"), ("failed", "suspended"),
+    ("failed", "ready"), ("failed", "suspended"), ("failed", "rolling-back"),
 }  # fmt: skip
 
 

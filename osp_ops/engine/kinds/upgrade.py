@@ -1,7 +1,8 @@
 """Upgrades: walk the catalog's path one allowed version at a time.
 
 An upgrade is an operation whose steps are computed from the path: for each version,
-deploy it, run its migrations and check health, so a failure stops at a known version.
+deploy it, run its migrations and check health. A step after the backup gate that
+fails rolls the upgrade back to the version the tenant ran (``engine/kinds/rollback.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from osp_ops.domain.maintenance import is_open, next_start
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine.context import Context
+from osp_ops.engine.kinds import rollback
 from osp_ops.engine.registry import Kind, Registry
 from osp_ops.engine.upgrade_tasks import run_upgrade_tasks
 
@@ -132,11 +134,18 @@ def upgrade_steps(
 
 # Steps computed per request from the catalog path (``upgrade_steps``); the backup gate
 # ``backup-before-upgrade`` is the backup kinds' (engine/kinds/backup.py).
+# A step after the gate that fails, or a resume past the point of no return, rolls the
+# upgrade back (engine/kinds/rollback.py).
 UPGRADE = Kind(
-    "upgrade", (), gates=frozenset({"backup-before-upgrade"}), entry_phase=Phase.updating
+    "upgrade",
+    (),
+    gates=frozenset({"backup-before-upgrade"}),
+    entry_phase=Phase.updating,
+    undo=rollback.UNDO,
 )
 
 
 def register(registry: Registry[Any]) -> None:
-    """Add the upgrade kind and its one-time tasks step (engine/upgrade_tasks.py)."""
-    registry.register(UPGRADE, {"upgrade-tasks": run_upgrade_tasks})
+    """Add the upgrade kind, its one-time tasks step (engine/upgrade_tasks.py) and its
+    rollback's steps (engine/kinds/rollback.py)."""
+    registry.register(UPGRADE, {"upgrade-tasks": run_upgrade_tasks, **rollback.STEPS})
