@@ -20,9 +20,9 @@ from osp_ops.web.forms import FIELDS
 from tests.web.conftest import Inbox, portal_settings
 from tests.web.test_portal import GOOD
 
-pytestmark = pytest.mark.integration
-
 CASES = int(os.environ.get("OSP_OPS_TEST_FUZZ", "500"))
+# 10,000 cases of the link test take more than the default 900 s on a loaded machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(max(900, CASES // 3))]
 FUZZ = settings(
     max_examples=CASES,
     deadline=None,
