@@ -30,7 +30,7 @@ from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine import app_storage
 from osp_ops.engine.context import Context
 from osp_ops.engine.steps import StepContext
-from osp_ops.platforms.base import AppOnly, DataAccess, Event, Platform
+from osp_ops.platforms.base import AppOnly, BucketStorage, DataAccess, Event, Platform
 from osp_ops.platforms.data import BackupAccess, Command, SharedServerAccess
 
 IDENTITY_SECRET = "backup_identity"  # noqa: S105 (a secret's name, not its value)
@@ -57,12 +57,12 @@ def store_for(ctx: Context) -> ObjectStore:
 
 def _shared_server(ctx: Context, platform: Platform, spec: TenantSpec) -> BackupAccess:
     """The tenant database on the shared server of ``platform_db_admin_dsn`` (and its
-    uploads bucket when osp-ops keeps one)."""
+    uploads bucket where the platform keeps one: ``BucketStorage``)."""
     dsn = ctx.settings.platform_db_admin_dsn
     if dsn is None:
         raise ConfigError("platform_db_admin_dsn is not set: cannot reach tenant databases")
     database = SharedServerAccess(dsn.get_secret_value())
-    if app_storage.enabled(ctx.settings, spec):
+    if isinstance(platform, BucketStorage) and platform.keeps_bucket(spec):
         return app_storage.BucketBackupAccess(database, ctx.settings)
     return database
 

@@ -4,7 +4,8 @@ with ``isinstance``, never by a platform's name or kind):
 
 - ``DataAccess``: it reaches its tenants' data itself (backups, restores, drills);
 - ``AppDrill``: it starts a scratch app on restored data (restore drills);
-- ``AppOnly``: it runs the app part only, with no data behind it (a stand-in).
+- ``AppOnly``: it runs the app part only, with no data behind it (a stand-in);
+- ``BucketStorage``: it keeps each tenant's uploads in a bucket of its own.
 
 Every method is idempotent: calling it again after a crash or on a converged tenant is
 safe and changes nothing that is already right. Secrets are passed in as a mapping and
@@ -163,3 +164,14 @@ class AppOnly(Protocol):
     the operation."""
 
     app_only: bool
+
+
+@runtime_checkable
+class BucketStorage(Protocol):
+    """A platform that keeps each tenant's uploads in a bucket of its own: created in
+    ``provision``, deleted with every object in it in ``destroy``. Backups read the
+    tenant's files from the bucket and restores write them back beside the live ones."""
+
+    def keeps_bucket(self, spec: TenantSpec) -> bool:
+        """Whether ``spec``'s uploads are in a bucket (the settings may keep none)."""
+        ...

@@ -31,7 +31,8 @@ class FakePlatform:
     """Records calls; ``fail`` maps a method name to an error to raise once per entry."""
 
     name: str = "fake"
-    # Capabilities (platforms/base.py): AppOnly, and DataAccess that holds no data.
+    # Capabilities (platforms/base.py): AppOnly, DataAccess that holds no data, and
+    # BucketStorage (given ``buckets``).
     app_only: bool = True
     calls: list[tuple[str, str]] = field(default_factory=list)
     world: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -128,6 +129,10 @@ class FakePlatform:
         if self.buckets is not None:
             changed += self.buckets.delete(spec, reporter)
         return Change(changed=changed)
+
+    def keeps_bucket(self, spec: TenantSpec) -> bool:
+        """Whether the tenant's uploads are in a bucket (given ``buckets``, as configured)."""
+        return self.buckets is not None and self.buckets.enabled
 
     def backup_access(self, spec: TenantSpec) -> BackupAccess:
         """None of the tenant's data is here: ConfigError (a backup gate then skips)."""

@@ -212,6 +212,10 @@ class KubernetesPlatform:
 
     # -- the Platform protocol -----------------------------------------------
 
+    def keeps_bucket(self, spec: TenantSpec) -> bool:
+        """Whether the tenant's uploads are in a bucket (capability ``BucketStorage``)."""
+        return self.buckets.enabled
+
     def provision(
         self,
         *,
