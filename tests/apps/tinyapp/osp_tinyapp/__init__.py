@@ -1,0 +1,1 @@
+"""TinyApp, a test app: its profile (``profile.py``), catalog entry and Ansible role."""
