@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from osp_ops.apps.base import HostsFiles
 from osp_ops.apps.loader import AppRegistry, default_apps, load_apps
+from osp_ops.apps.openslides import OpenSlidesProfile
 from osp_ops.domain.catalog import bootstrap_lock_text, default_catalog, lock_text
 from osp_ops.domain.errors import CatalogError, ConfigError
+from osp_ops.platforms.hosts import HostsPlatform
+from osp_ops.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -75,3 +81,24 @@ def test_openslides_has_no_chart() -> None:
             None,  # type: ignore[arg-type]
             version="3.3", settings=None, db_cidr=None,  # type: ignore[arg-type]
         )  # fmt: skip
+
+
+class _OwnRole(OpenSlidesProfile):
+    name = "ownrole"
+    default = False
+    roles_at: Path = Path("/nonexistent")
+
+    @property
+    def roles_dir(self) -> Path:
+        return self.roles_at
+
+
+def test_a_profile_that_ships_its_role_puts_it_on_the_role_path(tmp_path: Path) -> None:
+    own = _OwnRole(default_catalog().app("openslides"))
+    own.roles_at = tmp_path
+    apps = AppRegistry([default_apps().profile("openslides"), own])
+    platform = HostsPlatform(settings=Settings(data_dir=tmp_path), catalog=apps.catalog, apps=apps)
+    path = platform.ansible_settings["ANSIBLE_ROLES_PATH"].split(os.pathsep)
+    assert path == [str(platform.playbooks_dir / "roles"), str(tmp_path)]
+    shipped = HostsPlatform(settings=Settings(data_dir=tmp_path), catalog=default_catalog())
+    assert "ANSIBLE_ROLES_PATH" not in shipped.ansible_settings
