@@ -66,6 +66,9 @@ class AppProfile:
     default: bool = False
     # Uploaded files belong to the tenant's Unix user (else to root: a container's).
     files_as_app_user: bool = True
+    # The first administrator's login (``tenant credentials``; its password is the
+    # tenant's secret ``admin_password``).
+    admin_username: str = "admin"
 
     def __init__(self, app: App) -> None:
         """``app``: the app's catalog entry (versions, paths, commands)."""

@@ -28,6 +28,7 @@ from osp_ops.domain.specdoc import spec_markdown
 from osp_ops.engine import interrupted
 from osp_ops.engine.api import request, request_converge
 from osp_ops.engine.deletion import delete_params
+from osp_ops.engine.health import tenant_health
 from osp_ops.engine.recovery import recovery_warning
 
 app = typer.Typer(help="Municipalities' instances.", no_args_is_help=True)
@@ -395,7 +396,7 @@ def show(
         data["hosts"] = list(spec.hosts.all)
         data["spec_version"] = spec.app.version
         if health and rec is not None and rec.phase not in (Phase.deleted, Phase.requested):
-            h = ctx.platform(spec).health(spec=spec)
+            h = tenant_health(ctx, spec)  # the admin login included
             data["health"] = {
                 "ok": h.ok,
                 "url": h.url,

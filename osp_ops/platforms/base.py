@@ -4,6 +4,7 @@ with ``isinstance``, never by a platform's name or kind):
 
 - ``DataAccess``: it reaches its tenants' data itself (backups, restores, drills);
 - ``AppDrill``: it starts a scratch app on restored data (restore drills);
+- ``AdminLogin``: it checks the administrator's password opens the running app;
 - ``AppOnly``: it runs the app part only, with no data behind it (a stand-in);
 - ``BucketStorage``: it keeps each tenant's uploads in a bucket of its own.
 
@@ -140,7 +141,21 @@ class AppDrill(Protocol):
         reporter: Reporter,
     ) -> TaskResult:
         """Start the app on ``database`` (and ``files``, a directory beside the live
-        uploads), check it answers and the admin can log in, stop it. ``ok`` says."""
+        uploads), check it answers and the admin can log in, stop it. ``ok`` says.
+
+        The scratch admin first gets ``secrets``' admin password, as a restore gives the
+        restored admin the current one: a backup from before a rotation still drills."""
+
+
+@runtime_checkable
+class AdminLogin(Protocol):
+    """A platform that can check the administrator's password against the running app
+    (part of the health check: ``engine/health.py``)."""
+
+    def admin_login(self, *, spec: TenantSpec, password: str) -> str | None:
+        """``ok`` when ``password`` opens the app's first administrator, else what went
+        wrong (a short line, never the password); None when the app has no login check."""
+        ...
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ from osp_ops.domain.errors import OspOpsError, PlatformError
 from osp_ops.domain.phases import Phase
 from osp_ops.engine.backup_access import audit, nothing_to_back_up
 from osp_ops.engine.deletion import NO_FINAL_BACKUP_HINT
+from osp_ops.engine.health import with_admin_login
 from osp_ops.engine.kinds.backup import cleanup_incomplete, take_backup, verify_and_record
 from osp_ops.engine.registry import Kind, Registry, StepResult
 from osp_ops.engine.steps import StepContext, StepFn
@@ -69,10 +70,14 @@ HEALTH_TIMEOUT = 180.0
 
 
 def check_health(sc: StepContext) -> str:
-    """Wait until the instance answers (bounded), then record its version."""
+    """Wait until the instance answers and its admin logs in with the current password
+    where the platform can check it (bounded), then record its version."""
     deadline = time.monotonic() + float(sc.params.get("health_timeout", HEALTH_TIMEOUT))
+    password = sc.secrets().get("admin_password")
     while True:
         health = sc.platform.health(spec=sc.spec)
+        if password is not None:
+            health = with_admin_login(health, sc.platform, sc.spec, password)
         if health.ok:
             return f"healthy at {health.url}"
         if time.monotonic() > deadline:

@@ -160,15 +160,16 @@ def switch_files(sc: StepContext) -> str:
 def start_app(sc: StepContext) -> str:
     """Start the app on the restored data (a fresh process: no stale cache)."""
     if _was_suspended(sc):
+        # reset-admin may have restarted the app to refresh its cache: stop it again.
+        sc.platform.suspend(spec=sc.spec, reporter=sc.report)
         return "left suspended, as it was before the restore"
     sc.platform.resume(spec=sc.spec, reporter=sc.report)
     return "app started"
 
 
 def reset_admin(sc: StepContext) -> str:
-    """A clone gets its own admin password (the restored one is its source's)."""
-    if not sc.params.get("source_tenant"):
-        return "not a clone: the restored admin keeps its password"
+    """The restored admin gets the tenant's current password (``tenant credentials``):
+    a backup from before a rotation holds an older one, a clone's its source's."""
     result = sc.platform.run_task(
         spec=sc.spec,
         version=sc.version,
@@ -177,8 +178,9 @@ def reset_admin(sc: StepContext) -> str:
         reporter=sc.report,
     )
     if not result.ok:
-        raise BackupError(f"admin bootstrap of the clone {sc.spec.slug} failed")
-    return "admin password set to the clone's own (osp-ops tenant credentials)"
+        raise BackupError(f"admin bootstrap of the restored {sc.spec.slug} failed")
+    whose = "the clone's own" if sc.params.get("source_tenant") else "the current one"
+    return f"admin password set to {whose} (osp-ops tenant credentials)"
 
 
 def restore_params(

@@ -180,6 +180,33 @@ class HostsPlatform:
             checks["app"] = f"HTTP {r.status_code}"
         return Health(ok=r.status_code == 200, url=url, checks=checks, version=version)
 
+    def admin_login(self, *, spec: TenantSpec, password: str) -> str | None:
+        """Log the first administrator in through nginx, as the app's client does
+        (capability ``AdminLogin``); ``ok``, what failed, or None for an app without a
+        login check."""
+        app = self.apps.profile(spec.app.name)
+        check = app.login_check(app.admin_username, password)
+        if check is None:
+            return None
+        scheme = "http" if self.settings.tls_mode is TlsMode.none else "https"
+        address, port = self._endpoint(spec, scheme)
+        default_port = 80 if scheme == "http" else 443
+        shown = "" if port == default_port else f":{port}"
+        try:
+            with self.http_client(spec) as client:
+                r = client.request(
+                    check.method,
+                    f"{scheme}://{address}:{port}{check.path}",
+                    json=check.json,
+                    headers={"Host": f"{spec.hosts.primary}{shown}"},
+                    extensions={"sni_hostname": spec.hosts.primary},
+                )
+        except httpx.HTTPError as e:
+            return f"unreachable: {e}"
+        if r.status_code == check.ok_status:
+            return "ok"
+        return f"{app.admin_username} refused (HTTP {r.status_code})"
+
     def suspend(self, *, spec: TenantSpec, reporter: Reporter) -> Change:
         """Serve the maintenance page (503) and stop the app."""
         return self._change(self._run("tenant_suspend.yml", spec, spec.app.version, {}, reporter))
