@@ -31,7 +31,9 @@ from osp_ops.engine.api import request_converge
 from osp_ops.engine.context import Context
 from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.kinds.rollback import ROLLBACK_STEPS, recoverable
+from osp_ops.engine.registry import StepOutput
 from osp_ops.engine.runner import run_operation
+from osp_ops.engine.steps import StepContext
 from osp_ops.engine.upgrade_tasks import task_name
 from osp_ops.platforms.base import Health, Reporter, TaskResult
 from osp_ops.platforms.data import with_database
@@ -278,3 +280,34 @@ def test_a_failed_rollback_leaves_the_tenant_failed_until_recover(tenant: Tenant
     # A new upgrade is a new attempt, with its own gate; this one succeeds.
     assert run_operation(tenant.ctx, tenant.request(NEW).id).status == "succeeded"
     assert tenant.ctx.tenants.require(tenant.slug).observed_version == NEW
+
+
+def test_a_rollback_whose_staged_copy_was_dropped_restores_it_again(tenant: Tenant) -> None:
+    """A rollback that failed before its switch waits for `upgrade recover`; when what
+    it staged is dropped meanwhile (`backup restore --confirm-drop`, or prune), the
+    recover restores the backup again rather than switch to nothing."""
+    switch = tenant.ctx.kinds.step("rollback-switch-database")
+
+    def refused(sc: StepContext) -> StepOutput:
+        raise PlatformError("the database server refused the rename")
+
+    tenant.ctx.kinds.register(None, {"rollback-switch-database": refused})
+    tenant.fake.fail_tasks.append("migrate")
+    op = tenant.request(NEW)
+    with pytest.raises(OspOpsError, match="at rollback-switch-database"):
+        run_operation(tenant.ctx, op.id)
+    staged = [n for n in tenant.retired() if re.search(r"_r\d{14}$", n)]
+    assert len(staged) == 1, staged
+    assert restores.drop_retired(tenant.ctx, tenant.spec("0.27.7")) == staged
+    tenant.ctx.kinds.register(None, {"rollback-switch-database": switch})
+    recoverable(tenant.ctx, tenant.slug, interrupted=False)
+    with pytest.raises(RolledBackError):
+        run_operation(tenant.ctx, op.id)
+    step = next(
+        s for s in tenant.ctx.operations.get(op.id).steps if s.name == "rollback-switch-database"
+    )
+    assert step.output and step.output.startswith("restored "), step.output
+    rec = tenant.ctx.tenants.require(tenant.slug)
+    assert (rec.phase, rec.observed_version) == (Phase.ready, "0.27.7")
+    assert tenant.users() == 25 and "upgraded" not in tenant.columns()
+    assert [n for n in tenant.retired() if "_old_" in n]  # the touched one is kept

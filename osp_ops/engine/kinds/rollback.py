@@ -34,12 +34,13 @@ from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import IllegalTransitionError, PlatformError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec
-from osp_ops.engine.backup_access import audit
+from osp_ops.engine.backup_access import access_for, audit
 from osp_ops.engine.context import Context
 from osp_ops.engine.kinds import lifecycle
 from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.registry import StepResult, Undo
 from osp_ops.engine.steps import StepContext, StepFn
+from osp_ops.platforms.data import FilesAccess
 from osp_ops.store.operations import OperationInfo
 
 GATE = "backup-before-upgrade"
@@ -159,6 +160,40 @@ def _with_backup(fn: StepFn, what: str) -> StepFn:
     return step
 
 
+def rollback_switch_database(sc: StepContext) -> str:
+    """The restore's switch; when the restored copy is gone and nothing was switched yet
+    (a failed rollback waited while `backup restore --confirm-drop` or prune dropped what
+    it had staged), the backup is restored again first."""
+    before = as_before(sc)
+    if not before.params.get("backup_id"):
+        return f"no database to switch: {before.params.get('no_backup')}"
+    admin = access_for(sc.ctx, before.spec).database_admin(before.spec)
+    present = set(admin.list("%"))
+    again = ""
+    if (
+        not {str(before.params["target_database"]), str(before.params["retired_database"])}
+        & present
+    ):
+        again = restores.restore_to_new_database(before) + "; "
+    return again + restores.switch_database(before)
+
+
+def rollback_switch_files(sc: StepContext) -> str:
+    """The restore's switch of the files; restored again first when what the rollback
+    staged was dropped before it switched (as for the database)."""
+    before = as_before(sc)
+    if not before.params.get("backup_id"):
+        return f"no files to switch: {before.params.get('no_backup')}"
+    access = access_for(sc.ctx, before.spec)
+    new, retired = before.params.get("files_new"), before.params.get("files_retired")
+    again = ""
+    if new and retired and isinstance(access, FilesAccess):
+        present = set(access.list_files(before.spec, "media.*"))
+        if not {str(new), str(retired)} & present:
+            again = restores.restore_files(before) + "; "
+    return again + restores.switch_files(before)
+
+
 def _as_before(fn: StepFn) -> StepFn:
     def step(sc: StepContext) -> Any:
         return fn(as_before(sc))
@@ -199,8 +234,8 @@ STEPS: dict[str, StepFn] = {
     "rollback-stop-app": _as_before(restores.stop_app),
     "rollback-restore-database": _with_backup(restores.restore_to_new_database, "database"),
     "rollback-restore-files": _with_backup(restores.restore_files, "files"),
-    "rollback-switch-database": _with_backup(restores.switch_database, "database to switch"),
-    "rollback-switch-files": _with_backup(restores.switch_files, "files to switch"),
+    "rollback-switch-database": rollback_switch_database,
+    "rollback-switch-files": rollback_switch_files,
     "rollback-deploy": _as_before(lifecycle.deploy),
     "rollback-start-app": _as_before(restores.start_app),
     "rollback-check-health": rollback_check_health,
