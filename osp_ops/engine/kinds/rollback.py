@@ -115,7 +115,8 @@ def begin_rollback(sc: StepContext) -> StepResult:
         names = restores.restore_params(sc.ctx, _spec_before(sc), str(backup_id), now)
         data |= {k: v for k, v in names.items() if k not in ("backup_id", "was_suspended")}
     else:  # an app-only platform with no data behind it: its gate said why
-        gate = next((s for s in sc.op.steps if s.name == GATE), None)
+        steps = sc.ctx.operations.get(sc.op.id).steps  # as recorded now, not at the start
+        gate = next((s for s in steps if s.name == GATE), None)
         data["no_backup"] = (gate.output if gate else None) or "the upgrade took no backup"
     reason = f"rolling back to {origin}: {failed} failed (operation {sc.op.id})"
     sc.ctx.tenants.set_phase(sc.spec.slug, Phase.rolling_back, reason, force=True)
