@@ -3,7 +3,8 @@
 Modules: ``client.py`` (the only importer of the ``kubernetes`` client, checked by
 import-linter), ``render.py`` (helm template, overlay, egress CIDRs), ``apply.py``
 (server-side apply policy, namespace, deletes, waits), ``wait.py`` (Job and Deployment
-readiness, pure), ``buckets.py`` (the tenants' upload buckets), ``platform.py``
+readiness, pure), ``drift.py`` (live against rendered spec of the security-relevant
+objects, pure), ``buckets.py`` (the tenants' upload buckets), ``platform.py``
 (``KubernetesPlatform``).
 
 How a tenant is converged (docs/platform-kubernetes.md has the whole story):

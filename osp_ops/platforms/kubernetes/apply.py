@@ -9,6 +9,11 @@ their managers. A change the API server refuses as immutable (a Deployment selec
 Job's pod template) deletes the object (foreground), waits until it is gone and creates
 it again; never a PersistentVolumeClaim, which holds uploads.
 
+Security-relevant objects (``drift.WATCHED_KINDS``: NetworkPolicies, quota and limits,
+ServiceAccount, RoleBinding, the namespace's Pod Security labels) are compared by their
+live spec too, not only by their hash annotation: a hand edit is restored, reported as
+"<Kind>/<name>: drift restored" and counted as a change (``apply_watched``).
+
 ``apply_plan`` carries out a plan of ``render.manifests.plan_apply``: a server-side dry
 run of every changed object first (all problems at once, nothing written), then the
 migration Job to completion before the Deployments that run its image, then the
@@ -27,7 +32,14 @@ from osp_ops.domain.errors import PlatformError, TemporaryError
 from osp_ops.domain.names import ownership_mark
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.platforms.base import Event, Reporter
-from osp_ops.platforms.kubernetes.client import PARTIAL_METADATA, ApiError, Kube, ResourceInfo
+from osp_ops.platforms.kubernetes import drift
+from osp_ops.platforms.kubernetes.client import (
+    FIELD_MANAGER,
+    PARTIAL_METADATA,
+    ApiError,
+    Kube,
+    ResourceInfo,
+)
 from osp_ops.platforms.kubernetes.render import Rendered
 from osp_ops.platforms.kubernetes.wait import (
     COMPLETE,
@@ -86,9 +98,9 @@ def ensure_namespace(
                 f"is {found!r}, osp-ops writes {mark!r}): refusing to adopt it; delete it "
                 "or use another slug"
             )
-        if mf.applied_hash(live) == mf.applied_hash(obj):
+        if mf.applied_hash(live) == mf.applied_hash(obj) and not drift.compare(obj, live):
             return ensure_operator_binding(kube, spec, reporter, poll=poll)
-    apply_one(kube, obj, reporter, poll=poll)
+    apply_watched(kube, obj, live, reporter, poll=poll)
     return 1 + ensure_operator_binding(kube, spec, reporter, poll=poll)
 
 
@@ -100,9 +112,13 @@ def ensure_operator_binding(kube: Kube, spec: TenantSpec, reporter: Reporter, *,
     labels = tenant_labels(spec)
     obj = mf.finalize(mf.operator_role_binding(labels), namespace=namespace, labels=labels)
     live = kube.get(kube.info(obj).path(namespace, obj["metadata"]["name"]))
-    if live is not None and mf.applied_hash(live) == mf.applied_hash(obj):
+    if (
+        live is not None
+        and mf.applied_hash(live) == mf.applied_hash(obj)
+        and not drift.compare(obj, live)
+    ):
         return 0
-    apply_one(kube, obj, reporter, poll=poll)
+    apply_watched(kube, obj, live, reporter, poll=poll)
     secrets = kube.resource("v1", "Secret").path(namespace)
     deadline = time.monotonic() + 30
     while True:
@@ -117,12 +133,13 @@ def ensure_operator_binding(kube: Kube, spec: TenantSpec, reporter: Reporter, *,
 
 def list_live(kube: Kube, spec: TenantSpec, namespace: str) -> dict[mf.Key, Any]:
     """The tenant's objects in ``namespace`` (one LIST per kind; metadata only except
-    for Deployments and Jobs, whose status the waits read)."""
+    for Deployments and Jobs, whose status the waits read, and the watched kinds,
+    whose spec ``drift`` compares: small objects, the same number of requests)."""
     live: dict[mf.Key, Any] = {}
     selector = f"{TENANT_LABEL}={spec.slug}"
     for api_version, kind in mf.NAMESPACED_KINDS:
         info = kube.resource(api_version, kind)
-        full = kind in ("Deployment", "Job")
+        full = kind in ("Deployment", "Job") or kind in drift.WATCHED_KINDS
         doc = kube.request(
             "GET",
             info.path(namespace),
@@ -176,6 +193,63 @@ def apply_one(kube: Kube, obj: Mapping[str, Any], reporter: Reporter, *, poll: P
     return result
 
 
+def apply_watched(
+    kube: Kube,
+    obj: Mapping[str, Any],
+    live: Mapping[str, Any] | None,
+    reporter: Reporter,
+    *,
+    poll: Poll,
+) -> Any:
+    """``apply_one``, and for a watched kind put back what server-side apply leaves: a
+    field osp-ops never set stays with the field manager that added it (``egress`` on
+    the deny-all policy), so what still differs from ``obj`` is replaced by a JSON
+    patch. A live object whose hash matched yet differed is reported as drift."""
+    if obj["kind"] not in drift.WATCHED_KINDS:
+        return apply_one(kube, obj, reporter, poll=poll)
+    key = mf.key_of(obj)
+    where = obj["metadata"].get("namespace")
+    same_render = live is not None and mf.applied_hash(live) == mf.applied_hash(obj)
+    found = drift.compare(obj, live) if live is not None and same_render else ()
+    result = apply_one(kube, obj, reporter, poll=poll)
+    left = drift.compare(obj, result)
+    if left:
+        info = kube.info(obj)
+        result = kube.request(
+            "PATCH",
+            info.path(where, obj["metadata"]["name"]),
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=drift.restore_patch(obj, result),
+            content_type="application/json-patch+json",
+        )
+        still = drift.compare(obj, result)
+        if still:
+            raise PlatformError(f"{key}: could not restore {', '.join(still)}")
+    if found or left:
+        fields = ", ".join(sorted({*found, *left}))
+        reporter(Event(f"{key}: drift restored ({fields})", host=where, status="changed"))
+    return result
+
+
+def live_drift(
+    kube: Kube, spec: TenantSpec, objects: Sequence[Mapping[str, Any]]
+) -> list[drift.Drift]:
+    """The tenant's watched objects whose live spec differs from ``objects`` (the
+    render) or from the namespace and RoleBinding osp-ops writes; nothing is written."""
+    namespace = namespace_for(spec.slug)
+    labels = tenant_labels(spec)
+    own = [
+        mf.finalize(mf.namespace_object(namespace, labels), namespace=None, labels=labels),
+        mf.finalize(mf.operator_role_binding(labels), namespace=namespace, labels=labels),
+    ]
+    live = dict(list_live(kube, spec, namespace))
+    for obj in own:
+        current = kube.get(kube.info(obj).path(namespace, obj["metadata"]["name"]))
+        if current is not None:
+            live[mf.key_of(obj)] = current
+    return drift.find([*own, *objects], live)
+
+
 def delete_and_wait(kube: Kube, obj: Mapping[str, Any], *, poll: Poll) -> None:
     """Delete ``obj`` (foreground) and wait until the API server no longer has it."""
     info = kube.info(obj)
@@ -219,6 +293,12 @@ def apply_plan(
 ) -> mf.Plan:
     """Bring ``rendered.namespace`` from ``live`` to ``rendered``; the plan carried out."""
     plan = mf.plan_apply(rendered.objects, live)
+    # Hash unchanged, live spec changed by hand: written again (apply_watched).
+    drifted = {d.key for d in drift.find(rendered.objects, live) if d.key in plan.unchanged}
+    if drifted:
+        extra = [o for o in rendered.objects if mf.key_of(o) in drifted]
+        plan.apply = mf.order([*plan.apply, *extra])
+        plan.unchanged = [k for k in plan.unchanged if k not in drifted]
     if plan.apply:
         validate(kube, plan.apply)
     # The migration Job runs to completion before the app's Deployments change.
@@ -228,7 +308,7 @@ def apply_plan(
         if after and obj is after[0]:
             for job in jobs:
                 wait_job(kube, rendered.namespace, job["metadata"]["name"], reporter, poll=poll)
-        apply_one(kube, obj, reporter, poll=poll)
+        apply_watched(kube, obj, live.get(mf.key_of(obj)), reporter, poll=poll)
         failpoints.hit(f"kube-apply:{n}")  # after the n-th object written by one apply
     for key in plan.prune:
         info = kube.resource(api_version_of(key.kind), key.kind)

@@ -24,6 +24,7 @@ from osp_ops.platforms.base import Change, Event, Health, Reporter, TaskResult, 
 from osp_ops.platforms.kubernetes import apply
 from osp_ops.platforms.kubernetes.buckets import TenantBuckets
 from osp_ops.platforms.kubernetes.client import Kube, new_api_client
+from osp_ops.platforms.kubernetes.drift import Drift
 from osp_ops.platforms.kubernetes.render import REPO_CHARTS, ChartRenderer, Rendered
 from osp_ops.platforms.kubernetes.wait import FAILED, deployment_ready, job_state
 from osp_ops.render import manifests as mf
@@ -288,6 +289,15 @@ class KubernetesPlatform:
                 "unchanged": len(plan.unchanged),
             },
         )
+
+    def drift(self, *, spec: TenantSpec) -> list[Drift]:
+        """The tenant's security-relevant objects whose live spec differs from the
+        render of the version it runs (``drift.py``); nothing is written. Those objects
+        do not depend on maintenance mode or the Secret, so neither is needed."""
+        kube = self.kube(spec)
+        version = self._live_version(kube, spec)
+        rendered = self.desired(spec, version=version, secret_data=None, suspended=False)
+        return apply.live_drift(kube, spec, rendered.objects)
 
     def _live_version(self, kube: Kube, spec: TenantSpec) -> str:
         """The version the web Deployment runs (the spec's when there is none yet)."""
