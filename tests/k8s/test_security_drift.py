@@ -123,7 +123,14 @@ def hand_edits(kube: KubeCluster) -> None:
     merge_patch(
         kube,
         f"/api/v1/namespaces/{NS}",
-        {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "privileged"}}},
+        {
+            "metadata": {
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "privileged",
+                    "pod-security.kubernetes.io/warn-version": "v1.25",  # not osp-ops's
+                }
+            }
+        },
     )
     binding = admin(kube).get(BINDING)
     subjects = [
@@ -163,6 +170,7 @@ def assert_restored(kube: KubeCluster) -> None:
     assert [r["ports"][0]["port"] for r in app["spec"]["egress"]] == [5432, 6379]
     labels = root.get(f"/api/v1/namespaces/{NS}")["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert "pod-security.kubernetes.io/warn-version" not in labels
     subjects = root.get(BINDING)["subjects"]
     assert [(s["kind"], s["name"]) for s in subjects] == [("ServiceAccount", "osp-ops")]
     assert root.get(f"{CORE}/serviceaccounts/decidim")["automountServiceAccountToken"] is False
@@ -186,7 +194,10 @@ def test_drift_is_found_without_applying(tenant: Tenant, kube: KubeCluster) -> N
     deny = next(d for d in found if d.key.name == "decidim-default-deny")
     assert deny.fields == ("spec.egress",)
     ns = next(d for d in found if d.key.kind == "Namespace")
-    assert ns.fields == ("metadata.labels.pod-security.kubernetes.io/enforce",)
+    assert ns.fields == (
+        "metadata.labels.pod-security.kubernetes.io/enforce",
+        "metadata.labels.pod-security.kubernetes.io/warn-version",
+    )
     quota = next(d for d in found if d.key.kind == "ResourceQuota")
     assert quota.fields == ("spec.hard.pods",)
     assert admin(kube).get(f"{NETPOL}/decidim-default-deny")["spec"]["egress"] == [{}]
