@@ -5,7 +5,8 @@ A hand edit (as admin) that opens a tenant's NetworkPolicy, relabels its namespa
 mount a token, or raises its quota and limits is found by ``KubernetesPlatform.drift``
 without writing anything, and ``tenant apply`` restores each object, says so (an event
 "<Kind>/<name>: drift restored") and counts it as a change; the next apply writes
-nothing. One tenant for the module: creating one is the slow part.
+nothing. A NetworkPolicy added by hand without the tenant label is reported, and left
+in place. One tenant for the module: creating one is the slow part.
 
 The chart renders no Role (the tenant's pods get no API rights at all, and the
 operator may not read Roles): the RBAC objects watched are the operator's RoleBinding
@@ -223,6 +224,32 @@ def test_apply_restores_each_drifted_object_and_says_so(tenant: Tenant, kube: Ku
     assert tenant.client.writes == writes, tenant.client.requests
     assert not [e for e in tenant.events(op) if "drift" in e]
     assert changed(op) == {"provision": "changed=0", "deploy": "changed=0"}
+
+
+def test_a_network_policy_added_by_hand_is_reported_and_left(
+    tenant: Tenant, kube: KubeCluster
+) -> None:
+    allow_all = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-all", "namespace": NS},
+        "spec": {"podSelector": {}, "egress": [{}], "policyTypes": ["Egress"]},
+    }
+    admin(kube).apply(allow_all, force=True)
+    try:
+        found = tenant.platform.drift(spec=tenant.spec)
+        assert [(str(d.key), d.fields) for d in found] == [
+            ("NetworkPolicy/allow-all", ("not osp-ops's",))
+        ]
+        op = tenant.run("apply")
+        assert op.status == "succeeded", op.error
+        events = tenant.events(op)
+        assert any(e.startswith("NetworkPolicy/allow-all: not osp-ops's") for e in events), events
+        assert changed(op) == {"provision": "changed=0", "deploy": "changed=0"}
+        assert admin(kube).get(f"{NETPOL}/allow-all") is not None  # not osp-ops's to delete
+    finally:
+        admin(kube).request("DELETE", f"{NETPOL}/allow-all")
+    assert tenant.platform.drift(spec=tenant.spec) == []
 
 
 def test_noop_apply_time(tenant: Tenant) -> None:

@@ -231,11 +231,43 @@ def apply_watched(
     return result
 
 
+def foreign_policies(kube: Kube, namespace: str, slug: str) -> list[mf.Key]:
+    """NetworkPolicies in the tenant's namespace without its tenant label (one LIST,
+    metadata only): osp-ops neither lists nor prunes them, yet policies add up, so one
+    added by hand can open what the tenant's own policies close."""
+    info = kube.resource("networking.k8s.io/v1", "NetworkPolicy")
+    doc = kube.request(
+        "GET",
+        info.path(namespace),
+        query=[("labelSelector", f"{TENANT_LABEL}!={slug}")],  # also: label absent
+        accept=PARTIAL_METADATA,
+    )
+    return sorted(mf.Key("NetworkPolicy", i["metadata"]["name"]) for i in doc.get("items") or [])
+
+
+def report_foreign(kube: Kube, rendered: Rendered, reporter: Reporter) -> None:
+    """An event for each NetworkPolicy of ``foreign_policies`` (left in place)."""
+    labels = [(o["metadata"].get("labels") or {}).get(TENANT_LABEL) for o in rendered.objects]
+    slug = next((s for s in labels if s), None)
+    if slug is None:
+        return
+    for key in foreign_policies(kube, rendered.namespace, slug):
+        reporter(
+            Event(
+                f"{key}: not osp-ops's (no {TENANT_LABEL}={slug}) and adds to the tenant's "
+                "policies: left in place, review or delete it",
+                host=rendered.namespace,
+                status="info",
+            )
+        )
+
+
 def live_drift(
     kube: Kube, spec: TenantSpec, objects: Sequence[Mapping[str, Any]]
 ) -> list[drift.Drift]:
     """The tenant's watched objects whose live spec differs from ``objects`` (the
-    render) or from the namespace and RoleBinding osp-ops writes; nothing is written."""
+    render) or from the namespace and RoleBinding osp-ops writes, then the
+    NetworkPolicies that are not osp-ops's (``foreign_policies``); nothing is written."""
     namespace = namespace_for(spec.slug)
     labels = tenant_labels(spec)
     own = [
@@ -247,7 +279,9 @@ def live_drift(
         current = kube.get(kube.info(obj).path(namespace, obj["metadata"]["name"]))
         if current is not None:
             live[mf.key_of(obj)] = current
-    return drift.find([*own, *objects], live)
+    found = drift.find([*own, *objects], live)
+    foreign = foreign_policies(kube, namespace, spec.slug)
+    return found + [drift.Drift(key, (drift.FOREIGN,)) for key in foreign]
 
 
 def delete_and_wait(kube: Kube, obj: Mapping[str, Any], *, poll: Poll) -> None:
@@ -319,6 +353,7 @@ def apply_plan(
             propagation="Foreground" if key.kind == "Job" else "Background",
         )
         reporter(Event(f"pruned {key}", host=rendered.namespace, status="changed"))
+    report_foreign(kube, rendered, reporter)
     if plan.writes == 0:
         reporter(Event(f"{len(plan.unchanged)} objects unchanged", host=rendered.namespace))
     if waiting:

@@ -46,6 +46,9 @@ WATCHED_KINDS = frozenset(
     }
 )
 RBAC_GROUP = "rbac.authorization.k8s.io"
+# The field of a Drift for an object in the tenant's namespace that osp-ops did not
+# render (a NetworkPolicy without the tenant label): reported, never restored.
+FOREIGN = "not osp-ops's"
 
 
 @dataclass(frozen=True)
