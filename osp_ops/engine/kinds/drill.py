@@ -1,5 +1,7 @@
 """The drill kind: restore a backup into scratch data, compare its row counts with the
-manifest's, start a scratch app on it where the platform can (``AppDrill``)."""
+manifest's, start a scratch app on it where the platform can (``AppDrill``: its admin
+gets the tenant's current password first, as a restore's ``reset-admin`` gives it, so a
+backup from before a rotation drills)."""
 
 from __future__ import annotations
 

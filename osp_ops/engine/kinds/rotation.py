@@ -8,7 +8,11 @@ Steps of the ``rotate-secrets`` kind, each safe to rerun after a crash:
 3. ``provision`` / ``deploy`` / ``bootstrap-admin``: the platform converges on the new
    values (role password first, then the app's settings or Secret and a restart, then
    the administrator's password);
-4. ``check-health``, ``mark-ready``.
+4. ``check-health`` (the admin logs in with the new password where the platform can
+   check it), ``mark-ready``.
+
+Backups taken before keep the old admin password: restores and drills set the current
+one (``reset-admin``, ``AppDrill``).
 
 ``register`` adds the kind to a registry (``engine/registry.py``).
 """
