@@ -21,6 +21,7 @@ import yaml
 from osp_ops.domain.names import db_name_for
 from osp_ops.platforms.data import with_database
 from osp_ops.platforms.pgtenant import TenantDatabases
+from tests.factories import spec_data
 from tests.fixtures.postgres import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -39,14 +40,7 @@ class Site:
             "COLUMNS": "200",
         }
         (tmp_path / "tenants").mkdir()
-        spec: dict[str, Any] = {
-            "slug": self.slug,
-            "name": self.slug.title(),
-            "app": {"name": "decidim", "version": "0.27.7"},
-            "hosts": {"primary": f"{self.slug}.example.org"},
-            "admin": {"name": "Admin", "email": f"admin@{self.slug}.example.org"},
-            "platform": {"kind": "kubernetes"},
-        }
+        spec = spec_data(self.slug, platform="kubernetes")
         (tmp_path / "tenants" / f"{self.slug}.yaml").write_text(yaml.safe_dump(spec))
         self.ok("tenant", "create", self.slug)
         dbs = TenantDatabases(postgres.dsn)
