@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.web.conftest import Inbox, free_port
+from tests.fixtures.portal import Inbox, free_port
 
 pytestmark = pytest.mark.e2e
 

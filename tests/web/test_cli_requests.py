@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from osp_ops.engine.context import Context
-from tests.web.conftest import Inbox
+from tests.fixtures.portal import Inbox
 from tests.web.test_portal import EMAIL, click, confirm_link, nothing_queued, submit
 
 pytestmark = pytest.mark.integration

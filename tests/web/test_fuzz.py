@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from osp_ops.engine.context import Context
 from osp_ops.web.app import create_app
 from osp_ops.web.forms import FIELDS
-from tests.web.conftest import Inbox, portal_settings
+from tests.fixtures.portal import Inbox, portal_settings
 from tests.web.test_portal import GOOD
 
 CASES = int(os.environ.get("OSP_OPS_TEST_FUZZ", "500"))

@@ -12,7 +12,7 @@ from schemathesis.checks import not_a_server_error
 
 from osp_ops.engine.context import Context
 from osp_ops.web.app import create_app
-from tests.web.conftest import Inbox, portal_settings
+from tests.fixtures.portal import Inbox, portal_settings
 
 pytestmark = pytest.mark.integration
 

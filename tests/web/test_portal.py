@@ -19,7 +19,7 @@ from osp_ops.store.requests import AdminStore, RequestState, RequestStore
 from osp_ops.store.tables import PortalRequestRow
 from osp_ops.web.app import create_app
 from osp_ops.web.auth import hash_password
-from tests.web.conftest import Inbox, portal_settings
+from tests.fixtures.portal import Inbox, portal_settings
 
 pytestmark = pytest.mark.integration
 
@@ -320,7 +320,7 @@ def test_json_api_and_openapi(client: TestClient, ctx: Context, smtp: tuple[Inbo
 
 
 def test_mail_server_down(ctx: Context, smtp: tuple[Inbox, int]) -> None:
-    from tests.web.conftest import free_port
+    from tests.fixtures.portal import free_port
 
     down = TestClient(create_app(lambda: ctx, settings=portal_settings(free_port())))
     r = submit(down)

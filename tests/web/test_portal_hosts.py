@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.portal import Inbox
 from tests.fixtures.procs import free_port
 from tests.hosts.helpers import local_inventory, new_host_base, stop_supervisord
-from tests.web.conftest import Inbox
 from tests.web.test_browser import (
     PASSWORD,
     Portal,
