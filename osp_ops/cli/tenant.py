@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from osp_ops.apps.loader import default_apps
 from osp_ops.cli.common import context, queued, run_inline, slug_argument, verbosity
 from osp_ops.cli.drills import last_drill, summary
 from osp_ops.cli.lookup import unknown_tenant
 from osp_ops.cli.output import console, print_json, table
 from osp_ops.cli.render import render
 from osp_ops.cli.task_runs import print_task_runs, task_runs
-from osp_ops.domain.catalog import Catalog
+from osp_ops.cli.tenant_flags import defaults_used, spec_from_flags
 from osp_ops.domain.deletion import expiry
 from osp_ops.domain.display import utc
 from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import Problem, SpecError, TenantDeletedError
 from osp_ops.domain.phases import Phase
-from osp_ops.domain.spec import TenantSpec, validate_spec
+from osp_ops.domain.spec import TenantSpec
 from osp_ops.domain.specdoc import spec_markdown
 from osp_ops.engine import interrupted
 from osp_ops.engine.api import request, request_converge
@@ -159,72 +157,17 @@ def create(
                 "(edit the file and run `osp-ops tenant apply`)[/]"
             )
     else:
-        spec = _spec_from_flags(
+        spec = spec_from_flags(
             ctx.settings.base_domain, ctx.settings.default_platform, slug, flags, ctx.catalog
         )
         ctx.specs.check_against_fleet(spec)
-        for what, value, option in _defaults_used(spec, flags):
+        for what, value, option in defaults_used(spec, flags):
             console.print(
                 f"using default {what} {value} (choose with {option})", markup=False, soft_wrap=True
             )
         path = ctx.specs.write(spec, keep=("platform", "plan", "locales"))
         console.print(f"wrote {path}")
     _finish(c, None, spec, async_, wait, verbose, reuse_deleted=reuse_deleted)
-
-
-def _spec_from_flags(
-    base_domain: str,
-    default_platform: str,
-    slug: str,
-    flags: Mapping[str, object],
-    catalog: Catalog,
-) -> TenantSpec:
-    app_name = str(flags.get("app") or default_apps().default_name)
-    known = catalog.apps.get(app_name)
-    version = str(flags.get("version") or (known.latest.version if known else ""))
-    host = str(flags.get("host") or f"{slug}.{base_domain}")
-    locale = str(flags.get("locale") or "fr")
-    platform_kind = str(flags.get("platform") or default_platform)
-    platform: dict[str, object] = {"kind": platform_kind}
-    if flags.get("target") and platform_kind == "hosts":
-        platform["target"] = flags["target"]
-    data: dict[str, object] = {
-        "slug": slug,
-        "name": flags.get("name") or slug.replace("-", " ").title(),
-        "app": {"name": app_name, "version": version},
-        "hosts": {"primary": host, "aliases": flags.get("alias") or []},
-        "locales": {"default": locale, "available": sorted({locale, "en"})},
-        "admin": {
-            "name": flags.get("admin_name") or "Administrator",
-            "email": flags.get("admin_email") or f"admin@{slug}.example.org",
-        },
-        "platform": platform,
-        "plan": flags.get("plan") or "small",
-    }
-    return validate_spec(data, source=f"tenant create {slug}", catalog=catalog)
-
-
-def _defaults_used(spec: TenantSpec, flags: Mapping[str, object]) -> list[tuple[str, str, str]]:
-    """(what, value, option) of each value `tenant create` chose because no flag gave it."""
-    used = []
-    if "app" not in flags:
-        used.append(("app", f"{spec.app.name} {spec.app.version}", "--app and --version"))
-    elif "version" not in flags:
-        used.append((f"{spec.app.name} version", f"{spec.app.version} (the newest)", "--version"))
-    if "name" not in flags:
-        used.append(("name", repr(spec.name), "--name"))
-    if "host" not in flags:
-        used.append(("host", spec.hosts.primary, "--host"))
-    if "admin_name" not in flags or "admin_email" not in flags:
-        admin = f"{spec.admin.name} <{spec.admin.email}>"
-        used.append(("admin", admin, "--admin-name and --admin-email"))
-    if "locale" not in flags:
-        used.append(("locale", spec.locales.default, "--locale"))
-    if "platform" not in flags:
-        used.append(("platform", spec.platform.kind, "--platform or default_platform"))
-    if "plan" not in flags:
-        used.append(("plan", str(spec.plan), "--plan"))
-    return used
 
 
 def _load(c: typer.Context, slug: str) -> TenantSpec:
