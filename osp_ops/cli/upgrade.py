@@ -94,7 +94,8 @@ def run(
 ) -> None:
     """Upgrade to the spec's version: back up, then deploy, migrate and check each version.
     When a step after the backup fails, the upgrade rolls back by itself to the version
-    the tenant ran, with the backup's data (exit 8: rolled back)."""
+    the tenant ran, with the backup's data (exit 8: rolled back). `--all` skips a tenant
+    whose last upgrade to the same version was rolled back (name it to try again)."""
     if all_ == (slug is not None):
         raise SpecError([Problem("arguments", "give a tenant slug or --all")], subject="command")
     ctx = context(c)
@@ -119,6 +120,15 @@ def run(
     if in_window:
         todo = [p for p in todo if p.window_open]
     failed: list[Problem] = []
+    if all_:  # a hop that was rolled back is not tried again unasked (as Frappe Press)
+        for p in [p for p in todo if rollback.rolled_back_before(ctx, p.tenant, p.target)]:
+            why = (
+                f"skipped: its last upgrade {p.current} → {p.target} was rolled back; "
+                f"`osp-ops upgrade run {p.tenant}` tries again"
+            )
+            console.print(f"{p.tenant}: {why}", style="red", markup=False)
+            failed.append(Problem(p.tenant, why))
+            todo.remove(p)
     for p in todo:
         try:
             spec = ctx.specs.load(p.tenant)
@@ -135,7 +145,7 @@ def run(
             failed.append(Problem(p.tenant, str(e)))
             continue
         console.print(f"[green]upgrade {p.tenant}: {result.status} ({p.current} → {p.target})[/]")
-    if not todo and not skipped:
+    if not todo and not skipped and not failed:
         console.print("nothing to upgrade")
     # A scheduled --all run must not look clean when a tenant was left out.
     left_out = [Problem(r.tenant, f"skipped: {r.error}") for r in skipped] + failed

@@ -151,6 +151,15 @@ def test_kill_during_deploy_then_op_retry_rolls_back(world: World) -> None:
     assert proc.returncode == 8, (proc.stdout[-2000:], proc.stderr[-2000:])
     assert f"deploy@{NEW} failed: cut off" in proc.stderr, proc.stderr
     world.check_rolled_back(cause="cut off: its runner died while it ran")
+    # A scheduled `upgrade run --all` does not try the same hop again by itself...
+    again = world.run("upgrade", "run", "--all")
+    assert again.returncode == 1, (again.stdout, again.stderr)
+    assert f"{world.slug}: skipped: its last upgrade 0.27.7 → {NEW} was rolled back" in again.stdout
+    # ...naming the tenant does: a new attempt with its own gate backup.
+    assert f"upgrade {world.slug}: succeeded (0.27.7 → {NEW})" in world.ok(
+        "upgrade", "run", world.slug
+    )
+    assert world.json("tenant", "show", world.slug)["observed_version"] == NEW
 
 
 def test_kill_during_the_rollback_then_op_retry_and_recover(world: World) -> None:

@@ -9,13 +9,16 @@ touched; the real `upgrade run` then takes it to 3.3 with every record and file,
 admin login, the version endpoint saying 3.3, 3.3's settings, and the 3.2 virtualenv
 still on disk for a way back. Before it, an upgrade whose migration fails for real (a
 column one of 3.3's migrations adds was made beforehand) rolls back by itself: the
-tenant serves 3.2 with all its data, the database the upgrade touched is kept.
+tenant serves 3.2 with all its data, the database the upgrade touched is kept; and one
+whose CLI is killed (SIGKILL) right after the deploy of 3.3 rolls back when `op retry`
+resumes it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,6 +240,36 @@ def test_a_failing_migration_of_the_hop_rolls_back_to_32(site: Site) -> None:
     _sql(site, DB, BLOCKER.replace("ADD COLUMN", "DROP COLUMN").removesuffix(" integer"))
 
 
+def test_a_kill_during_deploy_then_op_retry_rolls_back_to_32(site: Site) -> None:
+    _set_version(site, "3.3")
+    env = dict(site.env, OSP_OPS_FAILPOINT="after-step:deploy@3.3")
+    killed = subprocess.run(
+        [*_cli(), "upgrade", "run", SLUG], env=env, capture_output=True, text=True,
+        timeout=1500,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, (killed.stdout[-2000:], killed.stderr[-2000:])
+    op = site.json("op", "list", "--tenant", SLUG)[0]
+    assert (op["kind"], op["status"]) == ("upgrade", "interrupted"), op
+    # The kill came after 3.3 was deployed and migrated: its settings are on disk.
+    assert "OpenSlides 3.3 settings" in _settings(site)
+    retry = subprocess.run(
+        [*_cli(), "op", "retry", op["id"]], env=site.env, capture_output=True, text=True,
+        timeout=1500,
+    )  # fmt: skip
+    assert retry.returncode == 8, (retry.stdout[-3000:], retry.stderr[-3000:])
+    upgrade = site.json("upgrade", "history", SLUG)["upgrades"][0]
+    assert (upgrade["operation"], upgrade["state"]) == (op["id"], "rolled-back"), upgrade
+    assert upgrade["failed_step"] == "deploy@3.3" and "cut off" in upgrade["error"], upgrade
+    show = site.json("tenant", "show", SLUG)
+    assert (show["phase"], show["observed_version"]) == ("ready", "3.2"), show
+    app = OpenSlides(site, SLUG)
+    assert _version(app) == "3.2"
+    assert _content(app) == BEFORE["content"]
+    app.close()
+    assert _files(site) == BEFORE["files"]
+    assert _settings(site) == BEFORE["settings"]
+
+
 def test_upgrade_to_33_keeps_every_record_and_file(site: Site) -> None:
     plan = site.json("upgrade", "plan")["plans"][0]
     assert (plan["current"], plan["path"]) == ("3.2", ["3.3"])
@@ -254,11 +287,11 @@ def test_upgrade_to_33_keeps_every_record_and_file(site: Site) -> None:
         assert line in settings
     assert "OpenSlides 3.3 settings" in settings
     # The 3.2 virtualenv stays for a way back; the backup the gate took is complete
-    # (after the one of the rolled-back upgrade).
+    # (after the ones of the two rolled-back upgrades).
     assert (_venv(site, "3.2") / "bin" / "openslides").exists()
     assert (_venv(site, "3.3") / "bin" / "openslides").exists()
     backups = site.json("backup", "list", SLUG)["backups"]
-    assert [b["state"] for b in backups] == ["complete"] * 2 and backups[-1]["verified_at"]
+    assert [b["state"] for b in backups] == ["complete"] * 3 and backups[-1]["verified_at"]
     assert site.json("upgrade", "plan")["plans"][0]["path"] == []
 
 

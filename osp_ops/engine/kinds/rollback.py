@@ -267,6 +267,14 @@ def state(op: OperationInfo, *, interrupted: bool = False) -> str:
     return op.status
 
 
+def rolled_back_before(ctx: Context, slug: str, target: str) -> OperationInfo | None:
+    """The tenant's last upgrade when it was to ``target`` and was rolled back."""
+    op = last_upgrade(ctx, slug)
+    if op is None or op.status != "rolled-back":
+        return None
+    return op if op.params.get("spec", {}).get("app", {}).get("version") == target else None
+
+
 def recoverable(ctx: Context, slug: str, *, interrupted: bool) -> OperationInfo:
     """The upgrade ``upgrade recover`` resumes: the newest one, when its rollback failed
     or its runner died (requeued when it failed). IllegalTransitionError otherwise."""
