@@ -10,8 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -495,13 +494,3 @@ def _marks(found: object, slug: str) -> bool:
     """Whether ``found`` is an ownership mark of ``slug`` (any tenant id)."""
     prefix = ownership_mark(slug, None)
     return isinstance(found, str) and (found == prefix or found.startswith(prefix + " "))
-
-
-@contextmanager
-def platform(settings: Settings, catalog: Catalog, **kw: Any) -> Iterator[KubernetesPlatform]:
-    """A platform whose API clients are closed on exit."""
-    p = KubernetesPlatform(settings=settings, catalog=catalog, **kw)
-    try:
-        yield p
-    finally:
-        p.close()
