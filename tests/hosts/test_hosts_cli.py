@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,11 @@ class Site:
     def data_dir(self, slug: str) -> Path:
         return self.root / "srv" / "osp-ops" / slug / "data"
 
-    def psql(self, sql: str) -> list[str]:
+    def psql(self, sql: str, database: str = "postgres") -> list[str]:
         out = subprocess.run(
             ["runuser", "-u", "postgres", "--", "psql", "-h",
              str(self.root / "run" / "osp-ops" / "postgresql"), "-p", str(self.pg_port),
-             "-XAtc", sql, "postgres"],
+             "-XAtc", sql, database],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         return out.stdout.split()
@@ -252,6 +253,39 @@ def test_rotating_every_secret_keeps_the_instance_working(site: Site) -> None:
     assert r.status_code == 400, r.text[:200]
     refused.close()
     assert site.json("tenant", "show", "nanterre")["phase"] == "ready"
+
+
+def test_after_a_rotation_the_older_backup_drills_and_restores_with_the_current_admin(
+    site: Site,
+) -> None:
+    # The latest backup was taken before the rotation: its admin has the old password.
+    [latest, *_] = site.json("backup", "list", "nanterre")["backups"]
+    rotated = [
+        datetime.fromisoformat(e["at"]).replace(tzinfo=UTC)  # the state DB's UTC
+        for e in site.json("audit", "list", "--tenant", "nanterre")
+        if e["action"] == "secrets.rotated"
+    ]
+    assert rotated and datetime.fromisoformat(latest["taken_at"]) < min(rotated), latest
+    out = site.cli("backup", "drill", "nanterre").stdout
+    assert "drill ok" in out and "scratch app answered and admin logged in" in out, out
+
+    site.cli("backup", "restore", "nanterre", "--yes")
+    app = OpenSlides(site, "nanterre")  # logs in with the password of tenant credentials
+    assert app.titles("topics/topic") == ["Budget participatif 2027"]
+    app.close()
+    health = site.json("tenant", "show", "nanterre")["health"]
+    assert health["ok"] and health["checks"]["admin login"] == "ok", health
+
+
+def test_tenant_show_is_unhealthy_when_the_admin_password_is_refused(site: Site) -> None:
+    site.psql("UPDATE users_user SET password = '!' WHERE username = 'admin'", "osp_nanterre")
+    health = site.json("tenant", "show", "nanterre")["health"]
+    assert not health["ok"], health
+    assert health["checks"]["admin login"].startswith("admin refused (HTTP 400"), health
+    assert "unhealthy" in site.cli("tenant", "show", "nanterre").stdout
+    # A rotation of the admin password bootstraps it again, and checks the login.
+    site.cli("secrets", "rotate", "nanterre", "--name", "admin_password")
+    assert site.json("tenant", "show", "nanterre")["health"]["ok"]
 
 
 def test_deleting_a_tenant_drops_what_restores_left_beside_it(site: Site) -> None:
