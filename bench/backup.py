@@ -209,6 +209,7 @@ def main() -> None:
                 "OSP_OPS_TENANTS_DIR": str(work / "osp" / "tenants"),
                 "OSP_OPS_PLATFORM_DB_ADMIN_DSN": admin_dsn,
                 "OSP_OPS_FAKE_PLATFORM_JOURNAL": str(work / "osp" / "platform.json"),
+                "OSP_OPS_PLATFORM": "osp_ops.platforms.fake:journal_platform",
                 "OSP_OPS_BACKUP_URL": store_url,
                 "OSP_OPS_RECOVERY_PUBLIC_KEY": state["recovery"],
                 "OSP_OPS_RETRY_BASE_DELAY": "0",

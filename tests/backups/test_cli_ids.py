@@ -38,6 +38,7 @@ def _cli(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
         "OSP_OPS_PLATFORM_DB_ADMIN_DSN": settings.platform_db_admin_dsn.get_secret_value(),
         "OSP_OPS_RETRY_BASE_DELAY": "0",
         "OSP_OPS_FAKE_PLATFORM_JOURNAL": str(settings.data_dir.parent / "fake.json"),
+        "OSP_OPS_PLATFORM": "osp_ops.platforms.fake:journal_platform",
         "COLUMNS": "80",
     }
     return subprocess.run(

@@ -51,6 +51,7 @@ class World:
             "OSP_OPS_TENANTS_DIR": str(self.tenants),
             "OSP_OPS_PLATFORM_DB_ADMIN_DSN": postgres.dsn,
             "OSP_OPS_FAKE_PLATFORM_JOURNAL": str(tmp_path / "platform.json"),
+            "OSP_OPS_PLATFORM": "osp_ops.platforms.fake:journal_platform",
             "OSP_OPS_RETRY_BASE_DELAY": "0",
             "COLUMNS": "200",
         }

@@ -75,6 +75,7 @@ def test_restore_killed_at_a_boundary_resumes(
         "OSP_OPS_TENANTS_DIR": str(tmp_path / "tenants"),
         "OSP_OPS_PLATFORM_DB_ADMIN_DSN": postgres.dsn,
         "OSP_OPS_FAKE_PLATFORM_JOURNAL": str(journal),
+        "OSP_OPS_PLATFORM": "osp_ops.platforms.fake:journal_platform",
         "OSP_OPS_RETRY_BASE_DELAY": "0",
         "COLUMNS": "200",
     }

@@ -228,6 +228,7 @@ def test_scheduled_commands_run_from_root_and_take_the_due_backup(
     }
     base = {k: v for k, v in os.environ.items() if not k.startswith("OSP_OPS_")}
     base["OSP_OPS_FAKE_PLATFORM_JOURNAL"] = journal
+    base["OSP_OPS_PLATFORM"] = "osp_ops.platforms.fake:journal_platform"
     if source == "kubernetes":  # what the Secret osp-ops-settings holds
         base["OSP_OPS_PLATFORM_DB_ADMIN_DSN"] = postgres.dsn
         base["OSP_OPS_RETRY_BASE_DELAY"] = "0"
