@@ -91,6 +91,12 @@ def run(
     ] = False,
     async_: Annotated[bool, typer.Option("--async", help="Queue for a worker.")] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for a busy tenant.")] = 0.0,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, help="Show every platform task (-vv: skipped ones too)."
+        ),
+    ] = 0,
 ) -> None:
     """Upgrade to the spec's version: back up, then deploy, migrate and check each version.
     When a step after the backup fails, the upgrade rolls back by itself to the version
@@ -136,7 +142,7 @@ def run(
             if async_:
                 queued(op, created)
                 continue
-            result = run_inline(ctx, op, created=created, wait=wait)
+            result = run_inline(ctx, op, created=created, wait=wait, verbose=verbosity(c, verbose))
         except OspOpsError as e:
             if not all_:
                 raise

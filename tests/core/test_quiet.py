@@ -41,3 +41,15 @@ def test_tasks_only_with_v_and_ca_advice_only_on_create(tmp_path: Path, zygote: 
     r = box.run("-v", "tenant", "suspend", "nanterre")  # the global -v does the same
     assert r.rc == 0, r
     assert "[fake] fake suspend" in r.stdout
+
+
+def test_upgrade_run_shows_platform_tasks_with_v(tmp_path: Path, zygote: Zygote) -> None:
+    box = Sandbox(tmp_path, zygote=zygote)
+    r = box.run("tenant", "create", "lyon", "--app", "openslides", "--version", "3.2")
+    assert r.rc == 0, r
+    spec = tmp_path / "tenants" / "lyon.yaml"
+    spec.write_text(spec.read_text().replace("version: '3.2'", "version: '3.3'"))
+    assert "version: '3.3'" in spec.read_text()
+    r = box.run("upgrade", "run", "lyon", "-v")
+    assert r.rc == 0, r
+    assert "[fake] fake deploy" in r.stdout, r.stdout
