@@ -202,7 +202,7 @@ def test_backup_and_restore_through_ssh(fleet: Fleet, tmp_path: Path) -> None:
     spec, host = fleet.specs["nanterre"], fleet.host_of("nanterre")
     access = HostsBackupAccess.for_platform(fleet.platform, fleet.settings)
     media = host.root / "srv/osp-ops/nanterre/data/media"
-    assert access.layout(spec).media_dir("nanterre") == str(media)
+    assert access.files_dir(spec) == str(media)
     (media / "file").mkdir(exist_ok=True)
     payload = os.urandom(200_000)
     (media / "file" / "ordre-du-jour.pdf").write_bytes(payload)
