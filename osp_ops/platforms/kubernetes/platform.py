@@ -97,19 +97,6 @@ class KubernetesPlatform:
             self._dbs.close()
             self._dbs = None
 
-    @property
-    def overlay(self) -> Mapping[str, Any]:
-        """Operator-wide chart values: the constructor's, else data_dir/kubernetes-values.yaml."""
-        return self.renderer.overlay
-
-    def db_cidr(self) -> str | None:
-        """The shared PostgreSQL server as a CIDR for the egress NetworkPolicy."""
-        return self.renderer.db_cidr()
-
-    def s3_egress(self) -> list[dict[str, Any]]:
-        """The tenants' S3 endpoint as ``{cidr, ports}`` for the egress NetworkPolicy."""
-        return self.renderer.s3_egress()
-
     def _databases(self) -> pgtenant.TenantDatabases:
         with self._lock:
             if self._dbs is None:
@@ -149,19 +136,6 @@ class KubernetesPlatform:
         return {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
 
     # -- rendering and converging ------------------------------------------
-
-    def render_chart(
-        self,
-        spec: TenantSpec,
-        *,
-        version: str,
-        secret_hash: str | None,
-        suspended: bool,
-    ) -> list[dict[str, Any]]:
-        """``helm template`` of the tenant's chart (cached by values and chart digest)."""
-        return self.renderer.render_chart(
-            spec, version=version, secret_hash=secret_hash, suspended=suspended
-        )
 
     def desired(
         self,
