@@ -12,7 +12,6 @@ their host, which only a platform with the ``DataAccess`` capability reaches.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from osp_ops.backups import (
     CommandSource,
@@ -125,13 +124,3 @@ def say(sc: StepContext) -> Callable[[str], None]:
         sc.report(Event(message, host=sc.spec.slug, status="info"))
 
     return report
-
-
-def audit(sc: StepContext, action: str, details: dict[str, Any]) -> None:
-    """An audit entry of the step's operation on its tenant."""
-    sc.ctx.audit.append(
-        actor=sc.op.requested_by,
-        action=action,
-        tenant=sc.spec.slug,
-        details={"operation": sc.op.id, **details},
-    )

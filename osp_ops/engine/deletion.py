@@ -16,7 +16,6 @@ The steps of the ``delete`` kind are in ``engine/kinds/lifecycle.py`` (``final-b
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from osp_ops.backups import list_backups
 from osp_ops.backups.catalog import delete_backup
@@ -26,7 +25,7 @@ from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec
 from osp_ops.engine.backup_access import IDENTITY_SECRET, store_for
 from osp_ops.engine.context import Context
-from osp_ops.engine.steps import StepContext
+from osp_ops.engine.steps import StepContext, audit
 from osp_ops.engine.verification import completed_ids
 from osp_ops.platforms.base import Event
 from osp_ops.store.backups import Backups
@@ -35,15 +34,6 @@ from osp_ops.store.tenants import TenantRecord
 NO_FINAL_BACKUP_HINT = (
     "`osp-ops tenant delete SLUG --no-final-backup --reason TEXT` deletes without one"
 )
-
-
-def _audit(sc: StepContext, action: str, details: dict[str, Any]) -> None:
-    sc.ctx.audit.append(
-        actor=sc.op.requested_by,
-        action=action,
-        tenant=sc.spec.slug,
-        details={"operation": sc.op.id, **details},
-    )
 
 
 def delete_params(*, final_backup: bool, reason: str | None) -> dict[str, object]:
@@ -81,13 +71,13 @@ def purge(sc: StepContext, rec: TenantRecord, *, dry_run: bool) -> str:
         return f"deleted tenant expired: would destroy {len(infos)} backups and the backup key"
     for info in infos:
         delete_backup(store, info)
-        _audit(sc, "backup.purged", {"backup": info.backup_id, "reason": "tenant deleted"})
+        audit(sc, "backup.purged", {"backup": info.backup_id, "reason": "tenant deleted"})
         sc.report(Event(f"destroyed {info.backup_id}", host=slug, status="changed"))
     Backups(ctx.db).forget([i.backup_id for i in infos])
     key = ctx.secrets.delete(slug, IDENTITY_SECRET)
     now = datetime.now(UTC)
     ctx.tenants.set_phase(slug, Phase.deleted, deletion.purged_reason(now))
-    _audit(
+    audit(
         sc,
         "tenant.purged",
         {"backups": len(infos), "key_destroyed": key, "expired_at": expires.isoformat()},

@@ -20,7 +20,7 @@ from osp_ops.backups.manifest import MANIFEST, Manifest, manifest_bytes, parse_m
 from osp_ops.domain.errors import BackupError, NotFoundError
 from osp_ops.engine.backup_access import store_for, tenant_keys
 from osp_ops.engine.context import Context
-from osp_ops.engine.steps import StepContext
+from osp_ops.engine.steps import StepContext, audit
 from osp_ops.engine.verification import completed_ids, record_verify
 from osp_ops.store.backups import Backups
 
@@ -86,10 +86,5 @@ def repair_manifest(sc: StepContext) -> str:
         )
     store.put_stream(f"{backup_prefix(slug, backup_id)}/{MANIFEST}", [manifest_bytes(manifest)])
     record_verify(sc.ctx, report)
-    sc.ctx.audit.append(
-        actor=sc.op.requested_by,
-        action="backup.repaired",
-        tenant=slug,
-        details={"operation": sc.op.id, "backup": backup_id, "was": "; ".join(current.problems)},
-    )
+    audit(sc, "backup.repaired", {"backup": backup_id, "was": "; ".join(current.problems)})
     return f"manifest of {slug}/{backup_id} rebuilt from the state DB; the backup verifies"

@@ -65,3 +65,13 @@ class StepContext:
 
 
 StepFn = Callable[[StepContext], StepOutput]
+
+
+def audit(sc: StepContext, action: str, details: dict[str, Any]) -> None:
+    """An audit entry of the step's operation on its tenant."""
+    sc.ctx.audit.append(
+        actor=sc.op.requested_by,
+        action=action,
+        tenant=sc.spec.slug,
+        details={"operation": sc.op.id, **details},
+    )

@@ -26,7 +26,6 @@ from osp_ops.domain.errors import BackupError, NotFoundError
 from osp_ops.domain.spec import dump_spec
 from osp_ops.engine.backup_access import (
     access_for,
-    audit,
     known_mac_key,
     main_tables,
     metered_source,
@@ -38,7 +37,7 @@ from osp_ops.engine.backup_access import (
 from osp_ops.engine.context import Context
 from osp_ops.engine.registry import Kind, Registry, StepResult
 from osp_ops.engine.repair import repair_manifest
-from osp_ops.engine.steps import StepContext
+from osp_ops.engine.steps import StepContext, audit
 from osp_ops.engine.verification import completed_ids, record_verify
 from osp_ops.platforms.base import Event
 from osp_ops.store.backups import Backups

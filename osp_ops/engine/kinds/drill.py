@@ -12,11 +12,11 @@ from typing import Any
 from osp_ops.domain.display import plural
 from osp_ops.domain.errors import BackupError, NotFoundError, PlatformError
 from osp_ops.engine import restore_staging
-from osp_ops.engine.backup_access import access_for, audit, main_tables
+from osp_ops.engine.backup_access import access_for, main_tables
 from osp_ops.engine.kinds.backup import verify_and_record
 from osp_ops.engine.kinds.restore import extract_files, find_backup, restore_database
 from osp_ops.engine.registry import Kind, Registry
-from osp_ops.engine.steps import StepContext
+from osp_ops.engine.steps import StepContext, audit
 from osp_ops.platforms.base import AppDrill
 from osp_ops.platforms.data import FilesAccess
 from osp_ops.store.backups import Backups

@@ -11,12 +11,12 @@ from typing import Any
 from osp_ops.domain import deletion
 from osp_ops.domain.errors import OspOpsError, PlatformError
 from osp_ops.domain.phases import Phase
-from osp_ops.engine.backup_access import audit, nothing_to_back_up
+from osp_ops.engine.backup_access import nothing_to_back_up
 from osp_ops.engine.deletion import NO_FINAL_BACKUP_HINT
 from osp_ops.engine.health import with_admin_login
 from osp_ops.engine.kinds.backup import cleanup_incomplete, take_backup, verify_and_record
 from osp_ops.engine.registry import Kind, Registry, StepResult
-from osp_ops.engine.steps import StepContext, StepFn
+from osp_ops.engine.steps import StepContext, StepFn, audit
 from osp_ops.platforms import tls
 from osp_ops.platforms.base import SECRET_NAMES
 from osp_ops.store.secrets import generate_password
@@ -130,12 +130,7 @@ def mark_deleted(sc: StepContext) -> str:
         expires = deletion.expiry(datetime.now(UTC), sc.ctx.settings.deleted_backup_days)
         sc.ctx.tenants.set_observed_version(sc.spec.slug, None)
         sc.ctx.tenants.set_phase(sc.spec.slug, Phase.deleted, deletion.deleted_reason(expires))
-        sc.ctx.audit.append(
-            actor=sc.op.requested_by,
-            action="tenant.deleted",
-            tenant=sc.spec.slug,
-            details={"operation": sc.op.id, "backups_expire_at": expires.isoformat()},
-        )
+        audit(sc, "tenant.deleted", {"backups_expire_at": expires.isoformat()})
     return f"deleted; backups kept until {expires:%Y-%m-%d %H:%M} UTC"
 
 

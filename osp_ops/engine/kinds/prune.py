@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 from osp_ops.backups import prune
 from osp_ops.domain.errors import ConfigError
 from osp_ops.domain.phases import Phase
-from osp_ops.engine.backup_access import audit, store_for
+from osp_ops.engine.backup_access import store_for
 from osp_ops.engine.deletion import purge
 from osp_ops.engine.kinds.restore import drop_retired
 from osp_ops.engine.registry import Kind, Registry
-from osp_ops.engine.steps import StepContext
+from osp_ops.engine.steps import StepContext, audit
 from osp_ops.platforms.base import Event
 from osp_ops.store.backups import Backups
 

@@ -21,7 +21,6 @@ from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.engine import restore_staging
 from osp_ops.engine.backup_access import (
     access_for,
-    audit,
     known_mac_key,
     say,
     store_for,
@@ -30,7 +29,7 @@ from osp_ops.engine.backup_access import (
 from osp_ops.engine.context import Context
 from osp_ops.engine.kinds.backup import latest_complete, verify_and_record
 from osp_ops.engine.registry import Kind, Registry
-from osp_ops.engine.steps import StepContext
+from osp_ops.engine.steps import StepContext, audit
 from osp_ops.engine.verification import completed_ids
 from osp_ops.platforms.data import BackupAccess, FilesAccess
 

@@ -34,12 +34,12 @@ from osp_ops.domain.error_text import one_line
 from osp_ops.domain.errors import IllegalTransitionError, PlatformError
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import TenantSpec
-from osp_ops.engine.backup_access import access_for, audit
+from osp_ops.engine.backup_access import access_for
 from osp_ops.engine.context import Context
 from osp_ops.engine.kinds import lifecycle
 from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.registry import StepResult, Undo
-from osp_ops.engine.steps import StepContext, StepFn
+from osp_ops.engine.steps import StepContext, StepFn, audit
 from osp_ops.platforms.data import FilesAccess
 from osp_ops.store.operations import OperationInfo
 

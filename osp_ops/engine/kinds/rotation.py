@@ -23,7 +23,7 @@ from typing import Any
 
 from osp_ops.domain.errors import Problem, SpecError
 from osp_ops.engine.registry import Kind, Registry
-from osp_ops.engine.steps import StepContext
+from osp_ops.engine.steps import StepContext, audit
 from osp_ops.platforms.base import SECRET_NAMES
 from osp_ops.store.secrets import generate_password
 
@@ -69,12 +69,7 @@ def switch_secrets(sc: StepContext) -> str:
             sc.ctx.secrets.put(sc.spec.slug, name, sc.ctx.secrets.get(sc.spec.slug, staged))
             sc.ctx.secrets.delete(sc.spec.slug, staged)
             switched.append(name)
-    sc.ctx.audit.append(
-        actor=sc.op.requested_by,
-        action="secrets.rotated",
-        tenant=sc.spec.slug,
-        details={"operation": sc.op.id, "names": _names(sc)},
-    )
+    audit(sc, "secrets.rotated", {"names": _names(sc)})
     return f"switched {', '.join(switched)}" if switched else "already switched"
 
 
