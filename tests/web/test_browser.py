@@ -33,6 +33,9 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
+# Seconds a page, a mail or the server may take: generous, for a loaded machine (a
+# passing run never waits that long).
+WAIT = 90
 
 
 @dataclass
@@ -64,19 +67,37 @@ def serve(env: dict[str, str], port: int) -> Iterator[None]:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("web server did not start")
+        deadline = time.monotonic() + WAIT
+        while not _healthy(port):
+            assert proc.poll() is None, f"web serve exited with {proc.returncode}"
+            assert time.monotonic() < deadline, "web server did not start"
+            time.sleep(0.2)
         yield
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _wait(b: Any, until: Any) -> None:
+    """Wait for ``until(driver)``; an element missing, or replaced by the next page, is
+    looked up again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(b, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(until)
+
+
+def _click_to(b: Any, element: Any, until: Any) -> None:
+    """Click ``element`` (a link or a submit button) and wait for the next page."""
+    element.click()
+    _wait(b, until)
 
 
 @pytest.fixture
@@ -139,51 +160,47 @@ def _fill(b: Any, values: dict[str, str]) -> None:
 
 def _request(b: Any, p: Portal, email: str, sub: str, name: str, insee: str, shot: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     # A first try with a bad email and no consent: the summary and the field say so.
     _fill(b, {"municipality": name, "insee": insee, "subdomain": sub,
               "contact_name": "Camille Martin", "contact_role": "DGS",
               "contact_email": "camille-at-example", "contact_phone": "01 23 45 67 89"})  # fmt: skip
-    b.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(b, 20).until(lambda d: d.find_element(By.ID, "contact_email-error"))
+    submit = b.find_element(By.CSS_SELECTOR, "button[type=submit]")
+    _click_to(b, submit, lambda d: d.find_elements(By.ID, "contact_email-error"))
     assert b.find_element(By.ID, "error-summary").is_displayed()
     assert b.find_element(By.ID, "consent-error")
     b.save_screenshot(str(p.shots / f"{shot}-errors.png"))
     _fill(b, {"contact_email": email})
     b.find_element(By.ID, "consent").click()
-    b.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(b, 20).until(lambda d: "/sent" in d.current_url)
+    submit = b.find_element(By.CSS_SELECTOR, "button[type=submit]")
+    _click_to(b, submit, lambda d: "/sent" in d.current_url)
 
 
 def _open_mail_link(b: Any, p: Portal, email: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + WAIT
     while not (links := [u for u in p.inbox.links(email) if "/confirm/" in u]):
         assert time.monotonic() < deadline, "no confirmation mail"
         time.sleep(0.2)
     assert p.json("op", "list") == []  # nothing queued before the click
     assert p.json("request", "list")[0]["state"] == "unconfirmed"
     b.get(links[-1])
-    b.find_element(By.ID, "confirm").click()
-    WebDriverWait(b, 20).until(lambda d: "/space/" in d.current_url)
+    _click_to(b, b.find_element(By.ID, "confirm"), lambda d: "/space/" in d.current_url)
 
 
 def _admin(b: Any, p: Portal, request_id: str, verb: str, reason: str = "") -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     b.get(p.base + "/admin/login")
     _fill(b, {"username": "alice", "password": PASSWORD})
-    b.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(b, 20).until(lambda d: d.current_url.endswith("/admin"))
-    b.find_element(By.LINK_TEXT, request_id).click()
+    submit = b.find_element(By.CSS_SELECTOR, "button[type=submit]")
+    _click_to(b, submit, lambda d: d.current_url.endswith("/admin"))
+    _click_to(b, b.find_element(By.LINK_TEXT, request_id), lambda d: d.find_elements(By.ID, verb))
     if reason:
         _fill(b, {"reason": reason})
-    b.find_element(By.ID, verb).click()
-    WebDriverWait(b, 20).until(lambda d: d.find_element(By.ID, "state").text != "pending")
+    decided = lambda d: d.find_element(By.ID, "state").text != "pending"  # noqa: E731
+    _click_to(b, b.find_element(By.ID, verb), decided)
 
 
 def test_request_in_french_confirm_approve_ready(portal: Portal, browser: Any) -> None:
@@ -221,7 +238,11 @@ def test_request_in_english_then_rejected(portal: Portal, browser: Any) -> None:
 
     b, p = browser, portal
     b.get(p.base + "/")
-    b.find_element(By.LINK_TEXT, "English").click()
+    _click_to(
+        b,
+        b.find_element(By.LINK_TEXT, "English"),
+        lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en",
+    )
     assert b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
     b.save_screenshot(str(p.shots / "form-en.png"))
     _request(b, p, "mayor@lyon.example.org", "lyon", "City of Lyon", "69123", "form-en")
