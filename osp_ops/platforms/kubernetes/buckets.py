@@ -49,15 +49,7 @@ class TenantBuckets:
         from osp_ops.objects import buckets
 
         store = self.store(spec)
-        created = buckets.ensure_bucket(store)
-        reporter(
-            Event(
-                f"bucket {store.bucket} {'created' if created else 'exists'}",
-                host=HOST,
-                status="changed" if created else "ok",
-            )
-        )
-        return int(created)
+        return _report(reporter, store, buckets.ensure_bucket(store), "created", "exists")
 
     def delete(self, spec: TenantSpec, reporter: Reporter) -> int:
         """Delete the tenant's bucket and every object in it; 1 if there was one."""
@@ -66,12 +58,16 @@ class TenantBuckets:
         from osp_ops.objects import buckets
 
         store = self.store(spec)
-        deleted = buckets.delete_bucket(store)
-        reporter(
-            Event(
-                f"bucket {store.bucket} {'deleted' if deleted else 'was gone'}",
-                host=HOST,
-                status="changed" if deleted else "ok",
-            )
+        return _report(reporter, store, buckets.delete_bucket(store), "deleted", "was gone")
+
+
+def _report(reporter: Reporter, store: S3Store, changed: bool, done: str, unchanged: str) -> int:
+    """One event on the bucket (``done`` if ``changed``, else ``unchanged``); 1 if changed."""
+    reporter(
+        Event(
+            f"bucket {store.bucket} {done if changed else unchanged}",
+            host=HOST,
+            status="changed" if changed else "ok",
         )
-        return int(deleted)
+    )
+    return int(changed)
