@@ -48,24 +48,35 @@ def storage_class(kube: KubeCluster) -> str:
     return STORAGE_CLASS
 
 
+@pytest.fixture(scope="session")
+def make_settings(
+    operator_kubeconfig: Path, postgres: PostgresServer, storage_class: str
+) -> Callable[[Path], Settings]:
+    """``make_settings(root)``: the operator's settings, data (with the chart values
+    overlay) and tenants under ``root``."""
+
+    def make(root: Path) -> Settings:
+        data = root / "data"
+        data.mkdir()
+        (data / "kubernetes-values.yaml").write_text(yaml.safe_dump(OVERLAY))
+        return Settings(
+            data_dir=data,
+            tenants_dir=root / "tenants",
+            kubeconfig=operator_kubeconfig,
+            platform_db_admin_dsn=postgres.dsn,  # type: ignore[arg-type]
+            helm_binary=helm_binary(),
+            default_platform="kubernetes",
+            tls_mode="none",  # type: ignore[arg-type]
+            step_max_attempts=1,
+            retry_base_delay=0,
+        )
+
+    return make
+
+
 @pytest.fixture
-def settings(
-    tmp_path: Path, operator_kubeconfig: Path, postgres: PostgresServer, storage_class: str
-) -> Settings:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "kubernetes-values.yaml").write_text(yaml.safe_dump(OVERLAY))
-    return Settings(
-        data_dir=data,
-        tenants_dir=tmp_path / "tenants",
-        kubeconfig=operator_kubeconfig,
-        platform_db_admin_dsn=postgres.dsn,  # type: ignore[arg-type]
-        helm_binary=helm_binary(),
-        default_platform="kubernetes",
-        tls_mode="none",  # type: ignore[arg-type]
-        step_max_attempts=1,
-        retry_base_delay=0,
-    )
+def settings(tmp_path: Path, make_settings: Callable[[Path], Settings]) -> Settings:
+    return make_settings(tmp_path)
 
 
 @pytest.fixture

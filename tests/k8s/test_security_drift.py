@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from osp_ops.domain.catalog import default_catalog
 from osp_ops.domain.spec import TenantSpec
@@ -34,9 +33,8 @@ from osp_ops.platforms.kubernetes import Kube, KubernetesPlatform
 from osp_ops.settings import Settings
 from osp_ops.store.operations import OperationInfo
 from tests.factories import kube_spec
-from tests.fixtures.k8s_operator import OVERLAY, admin, helm_binary, make_volume
+from tests.fixtures.k8s_operator import admin, make_volume
 from tests.fixtures.kube import KubeCluster
-from tests.fixtures.postgres import PostgresServer
 
 pytestmark = pytest.mark.k8s
 
@@ -68,26 +66,11 @@ class Tenant:
 @pytest.fixture(scope="module")
 def tenant(
     kube: KubeCluster,
-    postgres: PostgresServer,
-    operator_kubeconfig: Path,
-    storage_class: str,
+    make_settings: Callable[[Path], Settings],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Tenant]:
     """The tenant ``drift``, created once, run as the operator's ServiceAccount."""
-    root = tmp_path_factory.mktemp("drift")
-    (root / "data").mkdir()
-    (root / "data" / "kubernetes-values.yaml").write_text(yaml.safe_dump(OVERLAY))
-    settings = Settings(
-        data_dir=root / "data",
-        tenants_dir=root / "tenants",
-        kubeconfig=operator_kubeconfig,
-        platform_db_admin_dsn=postgres.dsn,  # type: ignore[arg-type]
-        helm_binary=helm_binary(),
-        default_platform="kubernetes",
-        tls_mode="none",  # type: ignore[arg-type]
-        step_max_attempts=1,
-        retry_base_delay=0,
-    )
+    settings = make_settings(tmp_path_factory.mktemp("drift"))
     platform = KubernetesPlatform(
         settings=settings, catalog=default_catalog(), poll_interval=0.2, rollout_timeout=180
     )
