@@ -1,8 +1,10 @@
 """Operator settings: where state, backups and tenants live, and how to reach platforms.
 
 Precedence, highest first:
-1. environment variables ``OSP_OPS_<FIELD>`` (e.g. ``OSP_OPS_STATE_URL``);
-2. the config file: ``--config FILE``, else ``$OSP_OPS_CONFIG``, else ``./osp-ops.yaml`` if present;
+1. environment variables ``OSP_OPS_<FIELD>`` (e.g. ``OSP_OPS_STATE_URL``), and
+   ``OSP_OPS_PORTAL_<FIELD>`` for the self-service portal's (``OSP_OPS_PORTAL_SMTP_HOST``);
+2. the config file: ``--config FILE``, else ``$OSP_OPS_CONFIG``, else ``./osp-ops.yaml`` if
+   present (the portal's under its ``portal:`` mapping);
 3. the defaults below (embedded: SQLite state, local backup directory, local host platform).
 
 Relative paths (``tenants_dir``, ``data_dir``, ...) are resolved once, at load: from the
@@ -33,6 +35,7 @@ ENV_PREFIX = "OSP_OPS_"
 # puts under host_root: a tenant's app socket with the longest slug.
 UNIX_SOCKET_MAX = 107
 LONGEST_SOCKET_SUFFIX = f"/srv/osp-ops/{'x' * SLUG_MAX}/run/app.sock"
+PORTAL_ENV_PREFIX = f"{ENV_PREFIX}PORTAL_"
 DEFAULT_CONFIG_FILE = Path("osp-ops.yaml")
 
 
@@ -65,6 +68,50 @@ def _default_tools_dir() -> Path:
     # Not below data_dir: one install serves every data directory (tests use many).
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "osp-ops" / "bin"
+
+
+class PortalSettings(BaseSettings):
+    """Settings of the self-service portal (``osp-ops web serve``, ``osp-ops request``):
+    public address, SMTP, consent text, limits. ``Settings.portal``: environment
+    ``OSP_OPS_PORTAL_<FIELD>`` over the config file's ``portal:`` mapping over these."""
+
+    model_config = SettingsConfigDict(env_prefix=PORTAL_ENV_PREFIX, extra="forbid", frozen=True)
+
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="The portal's address, used in emailed links."
+    )
+    smtp_host: str = Field("127.0.0.1", description="SMTP server that sends the portal's mail.")
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_from: str = Field("portal@localhost", description="Sender of the portal's mail.")
+    ops_email: str | None = Field(None, description="Told of every confirmed request.")
+    consent_version: str = Field("2026-01", description="Version of the consent text shown.")
+    dns_target: str | None = Field(
+        None, description="CNAME target for a city's own domain (default: the base domain)."
+    )
+    requests_per_ip_per_hour: int = Field(5, ge=1, description="Requests one address may make.")
+    requests_per_email_per_hour: int = Field(3, ge=1)
+    posts_per_ip_per_hour: int = Field(60, ge=1, description="Form posts, valid or not.")
+    logins_per_15_minutes: int = Field(5, ge=1, description="Login attempts per address and user.")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry the Secure flag when the portal is served over HTTPS."""
+        return self.public_url.startswith("https://")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then the config file's portal mapping (Settings passes it in).
+        return (env_settings, init_settings)
 
 
 class Settings(BaseSettings):
@@ -173,6 +220,12 @@ class Settings(BaseSettings):
     step_max_attempts: int = Field(3, ge=1, description="Attempts of a step on temporary errors.")
     retry_base_delay: float = Field(1.0, ge=0, description="First retry delay, doubled each time.")
     log_level: str = Field("INFO", description="Logging level.")
+    # Validated from {} when the file has no portal mapping: the environment still applies.
+    portal: PortalSettings = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="The self-service portal's settings (OSP_OPS_PORTAL_<FIELD>).",
+    )
 
     @property
     def effective_state_url(self) -> str:
@@ -269,7 +322,9 @@ def load_settings(config_file: Path | None = None) -> tuple[Settings, dict[str, 
             raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must be a mapping")
-        file_values = {str(k).replace("-", "_"): v for k, v in loaded.items()}
+        file_values = _underscored(loaded)
+        if isinstance(file_values.get("portal"), dict):
+            file_values["portal"] = _underscored(file_values["portal"])
     try:
         settings = Settings(**file_values)
     except ValidationError as e:
@@ -281,18 +336,27 @@ def load_settings(config_file: Path | None = None) -> tuple[Settings, dict[str, 
             for err in e.errors()
         ]
         raise SpecError(problems, subject="settings") from None
-    sources: dict[str, str] = {}
     # Environment names match case-insensitively, as pydantic-settings reads them.
     env_names = {k.upper(): k for k in os.environ}
-    for name in Settings.model_fields:
-        env = env_names.get(f"{ENV_PREFIX}{name.upper()}")
-        if env is not None:
-            sources[name] = f"env {env}"
-        elif name in file_values:
-            sources[name] = f"file {path}"
-        else:
-            sources[name] = "default"
+
+    def source(env_name: str, in_file: bool) -> str:
+        env = env_names.get(env_name.upper())
+        return f"env {env}" if env is not None else f"file {path}" if in_file else "default"
+
+    sources = {
+        name: source(f"{ENV_PREFIX}{name}", name in file_values)
+        for name in Settings.model_fields
+        if name != "portal"
+    }
+    portal_file = file_values.get("portal") or {}
+    for name in PortalSettings.model_fields:
+        sources[f"portal.{name}"] = source(f"{PORTAL_ENV_PREFIX}{name}", name in portal_file)
     return _absolute_paths(settings, sources, path), sources
+
+
+def _underscored(values: dict[Any, Any]) -> dict[str, Any]:
+    """A config mapping with ``-`` in its keys read as ``_``."""
+    return {str(k).replace("-", "_"): v for k, v in values.items()}
 
 
 def _absolute_paths(settings: Settings, sources: dict[str, str], path: Path | None) -> Settings:
@@ -316,6 +380,9 @@ def redacted(settings: Settings) -> dict[str, Any]:
     for name in SECRET_FIELDS:
         if data.get(name) is not None:
             data[name] = "***"
+    # The portal's settings by dotted name, as load_settings names their sources.
+    for name, value in data.pop("portal").items():
+        data[f"portal.{name}"] = "***" if name == "smtp_password" and value else value
     data["effective_state_url"] = _redact_url(settings.effective_state_url)
     data["effective_backup_url"] = settings.effective_backup_url
     data["effective_recovery_public_key"] = settings.effective_recovery_public_key

@@ -27,9 +27,8 @@ RequestId = Annotated[str, typer.Argument(help="Request id (as `request list` sh
 def _portal(ctx: Context) -> Portal:
     from osp_ops.web.mail import SmtpMailer
     from osp_ops.web.portal import Portal
-    from osp_ops.web.settings import PortalSettings
 
-    settings = PortalSettings()
+    settings = ctx.settings.portal
     return Portal(ctx, settings, mailer=SmtpMailer(settings))
 
 

@@ -17,14 +17,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
 ) -> None:
-    """Serve the portal (settings: OSP_OPS_PORTAL_*, see docs/portal.md); run
+    """Serve the portal (settings: `portal` of `config show`, see docs/portal.md); run
     `osp-ops worker` beside it to create the instances the ops team approves."""
     import uvicorn
 
     from osp_ops.web.app import create_app
-    from osp_ops.web.settings import PortalSettings
 
     ctx = context(c)
-    uvicorn.run(
-        create_app(lambda: ctx, settings=PortalSettings()), host=host, port=port, log_level="info"
-    )
+    uvicorn.run(create_app(lambda: ctx), host=host, port=port, log_level="info")

@@ -21,6 +21,7 @@ from osp_ops.apps.loader import default_apps
 from osp_ops.domain.errors import OspOpsError
 from osp_ops.domain.plans import PlanName
 from osp_ops.engine.context import Context
+from osp_ops.settings import PortalSettings
 from osp_ops.web import admin, api
 from osp_ops.web.forms import N_, Errors, Message
 from osp_ops.web.inputs import client_ip, form_data
@@ -34,7 +35,6 @@ from osp_ops.web.security import (
     HONEYPOT_FIELD,
     csrf_ok,
 )
-from osp_ops.web.settings import PortalSettings
 from osp_ops.web.site import Web
 
 PLAN_NAMES = {"small": N_("Small"), "medium": N_("Medium"), "large": N_("Large")}
@@ -54,9 +54,10 @@ def create_app(
     settings: PortalSettings | None = None,
     mailer: Mailer | None = None,
 ) -> FastAPI:
-    """The portal; ``context`` gives the engine context (built once by the caller)."""
-    settings = settings or PortalSettings()
+    """The portal; ``context`` gives the engine context (built once by the caller), and
+    its settings the portal's unless ``settings`` are given."""
     ctx = context()
+    settings = settings or ctx.settings.portal
     portal = Portal(ctx, settings, mailer=mailer or SmtpMailer(settings), renderer=Renderer())
     web = Web(portal)
     app = FastAPI(

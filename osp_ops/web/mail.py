@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from osp_ops.domain.errors import TemporaryError
-from osp_ops.web.settings import PortalSettings
+from osp_ops.settings import PortalSettings
 
 
 class Mailer(Protocol):

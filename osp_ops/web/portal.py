@@ -16,6 +16,7 @@ from osp_ops.domain.maintenance import next_start
 from osp_ops.domain.spec import TenantSpec, validate_spec
 from osp_ops.engine.api import request as queue_request
 from osp_ops.engine.context import Context
+from osp_ops.settings import PortalSettings
 from osp_ops.store.backups import Backups
 from osp_ops.store.db import utcnow
 from osp_ops.store.requests import (
@@ -29,7 +30,6 @@ from osp_ops.web.forms import N_, Errors, Message
 from osp_ops.web.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from osp_ops.web.mail import Mailer
 from osp_ops.web.render import Renderer
-from osp_ops.web.settings import PortalSettings
 
 log = logging.getLogger(__name__)
 

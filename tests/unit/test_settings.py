@@ -153,3 +153,33 @@ def test_a_host_root_too_long_for_unix_sockets_is_refused_by_name(
     assert "Unix sockets" in exc.value.problems[0].message
     monkeypatch.setenv("OSP_OPS_HOST_ROOT", "/tmp/osp-k-ovzqh954/root")
     assert load_settings(None)[0].host_root == "/tmp/osp-k-ovzqh954/root"
+
+
+def test_portal_settings_env_over_file_over_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write(
+        tmp_path / "c.yaml",
+        "portal:\n  smtp-host: mail.example\n  smtp_port: 2525\n  smtp_password: canary-pw-5\n",
+    )
+    monkeypatch.setenv("OSP_OPS_PORTAL_SMTP_PORT", "587")
+    s, sources = load_settings(cfg)
+    assert (s.portal.smtp_host, s.portal.smtp_port, s.portal.mail_from) == (
+        "mail.example", 587, "portal@localhost",
+    )  # fmt: skip
+    assert sources["portal.smtp_port"] == "env OSP_OPS_PORTAL_SMTP_PORT"
+    assert sources["portal.smtp_host"] == f"file {cfg}"
+    assert sources["portal.mail_from"] == "default"
+    shown = redacted(s)
+    assert shown["portal.smtp_port"] == 587 and shown["portal.smtp_password"] == "***"
+    assert "canary-pw" not in json.dumps(shown)
+
+
+def test_portal_settings_errors_name_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SpecError, match=r"portal\.smtp_hots"):
+        load_settings(write(tmp_path / "c.yaml", "portal:\n  smtp_hots: mail.example\n"))
+    monkeypatch.setenv("OSP_OPS_PORTAL_SMTP_PORT", "0")
+    with pytest.raises(SpecError, match=r"environment: portal\.smtp_port"):
+        load_settings(None)
