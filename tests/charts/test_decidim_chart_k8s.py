@@ -27,6 +27,7 @@ pytestmark = pytest.mark.k8s
 RELEASE = "springfield"
 FULLNAME = f"{RELEASE}-decidim"
 SECRET_NAME = "springfield-decidim"  # as in ci/values-s3-storage.yaml
+S3_VALUES = str(CHART / "ci" / "values-s3-storage.yaml")
 
 
 def kube_helm(
@@ -42,6 +43,18 @@ def kube_helm(
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def install(kube: KubeCluster, namespace: str) -> None:
+    """``helm install`` of the release with ci/values-s3-storage.yaml, waiting for its
+    Deployments and Jobs."""
+    kube_helm(
+        kube,
+        "install", RELEASE, str(CHART),
+        "--namespace", namespace,
+        "-f", S3_VALUES,
+        "--wait", "--wait-for-jobs", "--timeout", "4m",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -145,14 +158,7 @@ def _events(kube: KubeCluster, namespace: str) -> list[str]:
 def test_install_upgrade_and_suspend(kube: KubeCluster, namespace: str) -> None:
     from kubernetes import client
 
-    values = str(CHART / "ci" / "values-s3-storage.yaml")
-    kube_helm(
-        kube,
-        "install", RELEASE, str(CHART),
-        "--namespace", namespace,
-        "-f", values,
-        "--wait", "--wait-for-jobs", "--timeout", "4m",
-    )  # fmt: skip
+    install(kube, namespace)
 
     with kube.api_client() as api:
         apps = client.AppsV1Api(api)
@@ -177,7 +183,7 @@ def test_install_upgrade_and_suspend(kube: KubeCluster, namespace: str) -> None:
         kube,
         "upgrade", RELEASE, str(CHART),
         "--namespace", namespace,
-        "-f", values,
+        "-f", S3_VALUES,
         "--set", "maintenance.enabled=true",
         "--wait", "--timeout", "3m",
     )  # fmt: skip
@@ -196,7 +202,7 @@ def test_install_upgrade_and_suspend(kube: KubeCluster, namespace: str) -> None:
         kube,
         "upgrade", RELEASE, str(CHART),
         "--namespace", namespace,
-        "-f", values,
+        "-f", S3_VALUES,
         "--set", "maintenance.enabled=true",
         "--set", "image.tag=0.28.5",
         "--wait", "--wait-for-jobs", "--timeout", "3m",
@@ -232,14 +238,7 @@ def test_helm_test_runs_the_health_pod(kube: KubeCluster, namespace: str) -> Non
     test passed, the pod stays for `helm test --logs`."""
     from kubernetes import client
 
-    values = str(CHART / "ci" / "values-s3-storage.yaml")
-    kube_helm(
-        kube,
-        "install", RELEASE, str(CHART),
-        "--namespace", namespace,
-        "-f", values,
-        "--wait", "--wait-for-jobs", "--timeout", "4m",
-    )  # fmt: skip
+    install(kube, namespace)
     result = kube_helm(kube, "test", RELEASE, "--namespace", namespace, "--timeout", "2m")
     assert f"TEST SUITE:     {FULLNAME}-test-health" in result.stdout, result.stdout
     assert "Phase:          Succeeded" in result.stdout, result.stdout
