@@ -239,7 +239,7 @@ class HostsPlatform:
         default = self.settings.http_port if scheme == "http" else self.settings.https_port
         if self.settings.inventory is None:
             return "127.0.0.1", int(self.local_vars.get(port_var, default))
-        hostvars = self._hostvars(target_of(spec))
+        hostvars = self.hostvars(target_of(spec))
         return str(hostvars.get("ansible_host", hostvars["_name"])), int(
             hostvars.get(port_var, default)
         )
@@ -249,12 +249,7 @@ class HostsPlatform:
         return HostsBackupAccess.for_platform(self, self.settings)
 
     def hostvars(self, target: str) -> dict[str, Any]:
-        """The inventory variables of host ``target``."""
-        return self._hostvars(target)
-
-    def _hostvars(self, target: str) -> dict[str, Any]:
-        # ansible-inventory of this Python, as for the playbooks (tool_path): the runner's
-        # get_inventory looks it up on the caller's PATH, which need not hold the venv.
+        """The inventory variables of host ``target`` (``inventory.read_hostvars``)."""
         inventory = self.settings.inventory
         if inventory is None:
             raise PlatformError("no inventory is set: tenants run on this machine")
