@@ -199,7 +199,12 @@ class Operations:
             )
 
     def recent(
-        self, *, tenant: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        *,
+        tenant: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
     ) -> list[OperationInfo]:
         """Newest operations first."""
         with self.db.transaction() as s:
@@ -208,6 +213,8 @@ class Operations:
                 q = q.where(OperationRow.tenant == tenant)
             if status:
                 q = q.where(OperationRow.status == status)
+            if kind:
+                q = q.where(OperationRow.kind == kind)
             ids = list(s.execute(q).scalars())
         return [self.get(i) for i in ids]
 

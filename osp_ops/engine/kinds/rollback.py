@@ -249,10 +249,8 @@ STEPS: dict[str, StepFn] = {
 
 def last_upgrade(ctx: Context, slug: str) -> OperationInfo | None:
     """The tenant's newest upgrade operation."""
-    for op in ctx.operations.recent(tenant=slug, limit=500):
-        if op.kind == "upgrade":
-            return op
-    return None
+    ops = ctx.operations.recent(tenant=slug, kind="upgrade", limit=1)
+    return ops[0] if ops else None
 
 
 def state(op: OperationInfo, *, interrupted: bool = False) -> str:
