@@ -40,6 +40,7 @@ from osp_ops.engine.kinds import lifecycle
 from osp_ops.engine.kinds import restore as restores
 from osp_ops.engine.registry import StepResult, Undo
 from osp_ops.engine.steps import StepContext, StepFn, audit
+from osp_ops.engine.undo import started
 from osp_ops.platforms.data import FilesAccess
 from osp_ops.store.operations import OperationInfo
 
@@ -257,7 +258,7 @@ def state(op: OperationInfo, *, interrupted: bool = False) -> str:
     """The upgrade's state, in the spirit of Frappe Press: ``upgrading``,
     ``rolling-back``, ``rolled-back``, ``succeeded``, ``failed`` (the rollback failed
     too, or the gate: nothing was touched), ``interrupted``, ``queued``, ``cancelled``."""
-    rolling = any(s.name in ROLLBACK_STEPS for s in op.steps)
+    rolling = started(UNDO, op.steps)
     if op.status == "running":
         if interrupted:
             return "interrupted"
@@ -281,7 +282,7 @@ def recoverable(ctx: Context, slug: str, *, interrupted: bool) -> OperationInfo:
         raise IllegalTransitionError(f"tenant {slug!r} has no upgrade to recover")
     if op.status == "running" and interrupted:
         return op
-    rolling = any(s.name in ROLLBACK_STEPS for s in op.steps)
+    rolling = started(UNDO, op.steps)
     if op.status == "failed" and (rolling or blame([(s.name, s.status) for s in op.steps])):
         ctx.operations.requeue(op.id)
         return ctx.operations.get(op.id)
@@ -307,7 +308,7 @@ def refuse_after_failed_rollback(ctx: Context, slug: str) -> None:
     op = last_upgrade(ctx, slug)
     if op is None or op.status != "failed":
         return
-    if any(s.name in ROLLBACK_STEPS for s in op.steps):
+    if started(UNDO, op.steps):
         raise IllegalTransitionError(
             f"the last upgrade of {slug!r} ({op.id}) failed and so did its rollback: "
             "the tenant stays under its maintenance page",
