@@ -42,7 +42,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from osp_ops.platforms.kubernetes.apply import FAILPOINT_ENV, failpoint
     from osp_ops.platforms.kubernetes.client import FIELD_MANAGER, ApiError, Kube, ResourceInfo
     from osp_ops.platforms.kubernetes.platform import KubernetesPlatform
     from osp_ops.platforms.kubernetes.render import OVERLAY_FILE, REPO_CHARTS, Rendered
@@ -50,8 +49,6 @@ if TYPE_CHECKING:
 # Imported on first use: the kubernetes client costs ~2 s and ~45 MiB, and processes
 # that only need ``buckets`` (or nothing of Kubernetes) must not pay for it.
 _EXPORTS = {
-    "FAILPOINT_ENV": "apply",
-    "failpoint": "apply",
     "FIELD_MANAGER": "client",
     "ApiError": "client",
     "Kube": "client",
@@ -72,7 +69,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "FAILPOINT_ENV",
     "FIELD_MANAGER",
     "OVERLAY_FILE",
     "REPO_CHARTS",
@@ -81,5 +77,4 @@ __all__ = [
     "KubernetesPlatform",
     "Rendered",
     "ResourceInfo",
-    "failpoint",
 ]

@@ -52,10 +52,6 @@ from osp_ops.platforms.kubernetes.wait import (
 from osp_ops.render import manifests as mf
 from osp_ops.render.helm_values import OWNER_ANNOTATION, TENANT_LABEL, namespace_for, tenant_labels
 
-# Exported by the package; the failpoints themselves are osp_ops/failpoints.py.
-FAILPOINT_ENV = failpoints.ENV
-failpoint = failpoints.hit
-
 
 @dataclass(frozen=True)
 class Poll:
