@@ -110,11 +110,9 @@ def router(web: Web) -> APIRouter:
         clean, errors = portal.validate(raw)
         if errors:
             return JSONResponse({"errors": _errors(web, errors)}, status_code=422)
-        wait = web.per_ip.retry_after(ip) or web.per_email.retry_after(clean["contact_email"])
+        wait = web.count_request(ip, clean["contact_email"])
         if wait is not None:
             return _too_many(wait)
-        web.per_ip.hit(ip)
-        web.per_email.hit(clean["contact_email"])
         try:
             done = portal.submit(clean, ip=ip, lang=body.lang)
         except OspOpsError:

@@ -108,11 +108,9 @@ def create_app(
         if errors:
             values = {k: v for k, v in raw.items() if k not in (CSRF_FIELD, HONEYPOT_FIELD)}
             return form_page(request, values, errors, 422)
-        wait = web.per_ip.retry_after(ip) or web.per_email.retry_after(clean["contact_email"])
+        wait = web.count_request(ip, clean["contact_email"])
         if wait is not None:
             return web.too_many(request, wait)
-        web.per_ip.hit(ip)
-        web.per_email.hit(clean["contact_email"])
         try:
             await run_in_threadpool(portal.submit, clean, ip=ip, lang=web.lang(request))
         except OspOpsError:

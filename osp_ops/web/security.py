@@ -53,25 +53,28 @@ class RateLimiter:
 
     def retry_after(self, key: str, *, now: float | None = None) -> int | None:
         """Seconds until ``key`` may hit again, or None when it may now (not counted)."""
-        now = time.monotonic() if now is None else now
         with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                return None
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) < self.limit:
-                return None
-            return max(1, math.ceil(hits[0] + self.window - now))
+            return self._wait(key, time.monotonic() if now is None else now)
 
     def hit(self, key: str, *, now: float | None = None) -> int | None:
-        """Count a hit; returns the seconds to wait instead when over the limit."""
+        """Count a hit; returns the seconds to wait instead when over the limit (the check
+        and the count are one step: concurrent hits never pass the limit)."""
         now = time.monotonic() if now is None else now
-        wait = self.retry_after(key, now=now)
-        if wait is not None:
-            return wait
         with self._lock:
-            self._hits.setdefault(key, deque()).append(now)
-            if len(self._hits) > 100_000:  # bound memory under a flood of addresses
-                self._hits.clear()
-        return None
+            wait = self._wait(key, now)
+            if wait is None:
+                self._hits.setdefault(key, deque()).append(now)
+                if len(self._hits) > 100_000:  # bound memory under a flood of addresses
+                    self._hits.clear()
+            return wait
+
+    def _wait(self, key: str, now: float) -> int | None:
+        """``retry_after`` under the lock, dropping the hits out of the window."""
+        hits = self._hits.get(key)
+        if hits is None:
+            return None
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) < self.limit:
+            return None
+        return max(1, math.ceil(hits[0] + self.window - now))

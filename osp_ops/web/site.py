@@ -3,6 +3,7 @@ and the pages every route may answer with (403, 404, 429)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastapi import Request
@@ -27,6 +28,17 @@ class Web:
         self.per_ip = RateLimiter(s.requests_per_ip_per_hour, 3600)
         self.per_email = RateLimiter(s.requests_per_email_per_hour, 3600)
         self.logins = RateLimiter(s.logins_per_15_minutes, 900)
+        self._requests_lock = threading.Lock()
+
+    def count_request(self, ip: str, email: str) -> int | None:
+        """Count a request against its address's and its email's limits; the seconds to
+        wait instead when either is reached (then neither counts it)."""
+        with self._requests_lock:  # both checked, then both counted, in one step
+            wait = self.per_ip.retry_after(ip) or self.per_email.retry_after(email)
+            if wait is None:
+                self.per_ip.hit(ip)
+                self.per_email.hit(email)
+            return wait
 
     def lang(self, request: Request) -> str:
         """The page language: ?lang=, the switcher's cookie, Accept-Language."""
