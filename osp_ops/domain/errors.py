@@ -162,3 +162,9 @@ class BackupError(PermanentError):
 
 class SecretError(PermanentError):
     """A secret cannot be read: missing, or the master key does not match."""
+
+
+def recorded_message(error: BaseException) -> str:
+    """The text an operation records for ``error``: its message when osp-ops raised it on
+    purpose, ``unexpected <repr>`` for anything else (a bug, or a library's error)."""
+    return str(error) if isinstance(error, OspOpsError) else f"unexpected {error!r}"

@@ -19,6 +19,7 @@ from osp_ops.domain.errors import (
     OperationCancelledError,
     OspOpsError,
     TemporaryError,
+    recorded_message,
 )
 from osp_ops.domain.phases import Phase
 from osp_ops.domain.spec import validate_spec
@@ -123,7 +124,7 @@ def _failure_phase(ctx: Context, op_id: str, kind: Kind) -> Phase | None:
 
 def _record_failure(ctx: Context, op: OperationInfo, phase: Any, error: BaseException) -> None:
     cancelled = isinstance(error, OperationCancelledError)
-    message = str(error) if isinstance(error, OspOpsError) else f"unexpected {error!r}"
+    message = recorded_message(error)
     ctx.operations.finish(op.id, "cancelled" if cancelled else "failed", message)
     if phase is not None and not cancelled and ctx.tenants.get(op.tenant) is not None:
         ctx.tenants.set_phase(op.tenant, phase, f"{op.kind} failed: {message}", force=True)
@@ -253,7 +254,7 @@ def _attempt(
             progress.step(name, "retrying", attempt=attempt, detail=str(e))
             time.sleep(delay)
         except Exception as e:
-            message = str(e) if isinstance(e, OspOpsError) else f"unexpected {e!r}"
+            message = recorded_message(e)
             ctx.operations.step_failed(op.id, idx, message, final=True)
             progress.step(name, "failed", attempt=attempt, detail=message)
             raise

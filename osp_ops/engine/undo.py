@@ -16,7 +16,12 @@ import logging
 from collections.abc import Sequence
 
 from osp_ops.domain.error_text import one_line
-from osp_ops.domain.errors import OspOpsError, PermanentError, RolledBackError
+from osp_ops.domain.errors import (
+    OspOpsError,
+    PermanentError,
+    RolledBackError,
+    recorded_message,
+)
 from osp_ops.engine.context import Context
 from osp_ops.engine.registry import Undo
 from osp_ops.engine.steps import StepContext
@@ -75,8 +80,7 @@ def on_failure(
     current = ctx.operations.get(op.id).steps
     if undo.blame([(s.name, s.status) for s in current]) != step.name:
         return None
-    message = str(error) if isinstance(error, OspOpsError) else f"unexpected {error!r}"
-    return _begin(ctx, op, undo, step.name, message)
+    return _begin(ctx, op, undo, step.name, recorded_message(error))
 
 
 def _cause(op: OperationInfo, undo: Undo) -> str:
@@ -102,7 +106,7 @@ def undo_failed(
                 extra={"tenant": op.tenant, "operation": op.id, "error": str(e)},
             )
     cause = _cause(ctx.operations.get(op.id), undo)
-    message = str(error) if isinstance(error, OspOpsError) else f"unexpected {error!r}"
+    message = recorded_message(error)
     return PermanentError(
         f"{op.kind} of {op.tenant} failed and its rollback failed too, at {step}: "
         f"{message} (the {op.kind} failed first: {cause})",
