@@ -337,18 +337,14 @@ class RequestStore:
         with self.db.transaction() as s:
             row = s.get(PortalRequestRow, request_id)
             if row is not None and row.state == RequestState.unconfirmed.value:
-                row.state, row.updated_at = RequestState.expired.value, utcnow()
-                row.confirm_hash = None
-                row.data = {k: v for k, v in row.data.items() if k not in PERSONAL_FIELDS}
-                row.email, row.ip = None, None
+                _expire(row, utcnow())
 
     def forget_personal(self, request_id: str) -> None:
         """Delete a request's personal data (after the rejection mail went out)."""
         with self.db.transaction() as s:
             row = s.get(PortalRequestRow, request_id)
             if row is not None:
-                row.data = {k: v for k, v in row.data.items() if k not in PERSONAL_FIELDS}
-                row.email, row.ip = None, None
+                _forget_personal(row)
 
     def expire(self, *, now: datetime | None = None) -> list[str]:
         """Expire unconfirmed requests past their deadline and delete their personal
@@ -364,11 +360,22 @@ class RequestStore:
                 .with_for_update()
             ).all()
             for row in rows:
-                row.state, row.updated_at = RequestState.expired.value, now
-                row.confirm_hash = None
-                row.data = {k: v for k, v in row.data.items() if k not in PERSONAL_FIELDS}
-                row.email, row.ip = None, None
+                _expire(row, now)
             return [r.id for r in rows]
+
+
+def _forget_personal(row: PortalRequestRow) -> None:
+    """Delete a request's personal data: the contact person, the email, the IP."""
+    row.data = {k: v for k, v in row.data.items() if k not in PERSONAL_FIELDS}
+    row.email, row.ip = None, None
+
+
+def _expire(row: PortalRequestRow, now: datetime) -> None:
+    """An unconfirmed request expired: its link no longer confirms, its personal data
+    is deleted."""
+    row.state, row.updated_at = RequestState.expired.value, now
+    row.confirm_hash = None
+    _forget_personal(row)
 
 
 @dataclass(frozen=True)
