@@ -25,6 +25,7 @@ from osp_ops.domain.spec import TenantSpec, parse_spec
 from osp_ops.platforms.base import Event
 from osp_ops.platforms.hosts import HostsPlatform
 from tests.factories import hosts_spec
+from tests.fixtures.procs import free_port
 
 VERSION = "3.3"
 REPO = Path(__file__).resolve().parents[2]
@@ -220,6 +221,46 @@ def local_inventory(base: Path, *, http: int, https: int, pg_port: int) -> Path:
     path = base / "inventory.yml"
     path.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": localhost}}}))
     return path
+
+
+@dataclass(frozen=True)
+class LocalSite:
+    """A test host on this machine for the real CLI: its directory, the CLI's environment
+    (state, tenants, inventory, host root and ports of its own), its ports."""
+
+    base: Path
+    env: dict[str, str]
+    https: int
+    pg_port: int
+
+
+@contextlib.contextmanager
+def local_site(prefix: str, specs: dict[str, dict[str, Any]] | None = None) -> Iterator[LocalSite]:
+    """A fresh ``/tmp/<prefix>…`` host with these tenant specs in its ``tenants``
+    directory; on exit its supervisord is stopped and (unless
+    ``OSP_OPS_KEEP_SERVICE_DIRS``) the directory removed."""
+    base = new_host_base(prefix)
+    (base / "tenants").mkdir()
+    http, https, pg_port = free_port(), free_port(), free_port()
+    inventory = local_inventory(base, http=http, https=https, pg_port=pg_port)
+    for slug, spec in (specs or {}).items():
+        (base / "tenants" / f"{slug}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    env = {
+        **os.environ,
+        "OSP_OPS_DATA_DIR": str(base / "data"),
+        "OSP_OPS_TENANTS_DIR": str(base / "tenants"),
+        "OSP_OPS_INVENTORY": str(inventory),
+        "OSP_OPS_HOST_ROOT": str(base / "root"),
+        "OSP_OPS_HTTP_PORT": str(http),
+        "OSP_OPS_HTTPS_PORT": str(https),
+        "COLUMNS": "250",
+    }
+    try:
+        yield LocalSite(base=base, env=env, https=https, pg_port=pg_port)
+    finally:
+        stop_supervisord(base / "root")
+        if not os.environ.get("OSP_OPS_KEEP_SERVICE_DIRS"):
+            subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
 def stop_supervisord(host_root: Path) -> None:

@@ -8,7 +8,6 @@ The tests of this module run in order and share one host root (fixture ``site``)
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import subprocess
 import sys
@@ -22,8 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.fixtures.procs import free_port
-from tests.hosts.helpers import local_inventory, new_host_base, stop_supervisord
+from tests.hosts.helpers import local_site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -118,29 +116,9 @@ class OpenSlides:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    base = new_host_base("osp-b-")
-    (base / "tenants").mkdir()
-    http, https, pg_port = free_port(), free_port(), free_port()
-    inventory = local_inventory(base, http=http, https=https, pg_port=pg_port)
     spec = yaml.safe_load((REPO / "tenants" / "nanterre.yaml").read_text())
-    (base / "tenants" / "nanterre.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
-    env = {
-        **os.environ,
-        "OSP_OPS_DATA_DIR": str(base / "data"),
-        "OSP_OPS_TENANTS_DIR": str(base / "tenants"),
-        "OSP_OPS_INVENTORY": str(inventory),
-        "OSP_OPS_HOST_ROOT": str(base / "root"),
-        "OSP_OPS_HTTP_PORT": str(http),
-        "OSP_OPS_HTTPS_PORT": str(https),
-        "COLUMNS": "250",
-    }
-    s = Site(base=base, env=env, https=https, pg_port=pg_port)
-    try:
-        yield s
-    finally:
-        stop_supervisord(s.root)
-        if not os.environ.get("OSP_OPS_KEEP_SERVICE_DIRS"):
-            subprocess.run(["rm", "-rf", str(base)], check=False)
+    with local_site("osp-b-", {"nanterre": spec}) as s:
+        yield Site(base=s.base, env=s.env, https=s.https, pg_port=s.pg_port)
 
 
 def _files(site: Site, slug: str) -> list[bytes]:

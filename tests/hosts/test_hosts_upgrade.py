@@ -17,7 +17,6 @@ resumes it.
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -27,8 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.procs import free_port
-from tests.hosts.helpers import local_inventory, new_host_base, stop_supervisord
+from tests.hosts.helpers import local_site
 from tests.hosts.test_hosts_cli import PDF, OpenSlides, Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
@@ -39,31 +37,11 @@ SLUG = "suresnes"
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    base = new_host_base("osp-u-")
-    (base / "tenants").mkdir()
-    http, https, pg_port = free_port(), free_port(), free_port()
-    inventory = local_inventory(base, http=http, https=https, pg_port=pg_port)
     spec = yaml.safe_load((REPO / "tenants" / "nanterre.yaml").read_text())
     spec |= {"slug": SLUG, "name": "Ville de Suresnes", "hosts": {"primary": f"{SLUG}.localhost"}}
     spec["app"]["version"] = "3.2"
-    (base / "tenants" / f"{SLUG}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
-    env = {
-        **os.environ,
-        "OSP_OPS_DATA_DIR": str(base / "data"),
-        "OSP_OPS_TENANTS_DIR": str(base / "tenants"),
-        "OSP_OPS_INVENTORY": str(inventory),
-        "OSP_OPS_HOST_ROOT": str(base / "root"),
-        "OSP_OPS_HTTP_PORT": str(http),
-        "OSP_OPS_HTTPS_PORT": str(https),
-        "COLUMNS": "250",
-    }
-    s = Site(base=base, env=env, https=https, pg_port=pg_port)
-    try:
-        yield s
-    finally:
-        stop_supervisord(s.root)
-        if not os.environ.get("OSP_OPS_KEEP_SERVICE_DIRS"):
-            subprocess.run(["rm", "-rf", str(base)], check=False)
+    with local_site("osp-u-", {SLUG: spec}) as s:
+        yield Site(base=s.base, env=s.env, https=s.https, pg_port=s.pg_port)
 
 
 def _set_version(site: Site, version: str) -> None:

@@ -24,8 +24,7 @@ import httpx
 import pytest
 
 from osp_ops.domain.names import tenant_names
-from tests.fixtures.procs import free_port
-from tests.hosts.helpers import local_inventory, new_host_base, stop_supervisord, unix_user_prefix
+from tests.hosts.helpers import local_site, unix_user_prefix
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -103,29 +102,10 @@ def _install(base: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    base = new_host_base("osp-t-")
-    (base / "tenants").mkdir()
-    http, https, pg_port = free_port(), free_port(), free_port()
-    inventory = local_inventory(base, http=http, https=https, pg_port=pg_port)
-    path = [str(_install(base)), os.environ.get("PYTHONPATH", "")]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in path if p),
-        "OSP_OPS_DATA_DIR": str(base / "data"),
-        "OSP_OPS_TENANTS_DIR": str(base / "tenants"),
-        "OSP_OPS_INVENTORY": str(inventory),
-        "OSP_OPS_HOST_ROOT": str(base / "root"),
-        "OSP_OPS_HTTP_PORT": str(http),
-        "OSP_OPS_HTTPS_PORT": str(https),
-        "COLUMNS": "250",
-    }
-    s = Site(base=base, env=env, https=https, pg_port=pg_port)
-    try:
-        yield s
-    finally:
-        stop_supervisord(s.root)
-        if not os.environ.get("OSP_OPS_KEEP_SERVICE_DIRS"):
-            subprocess.run(["rm", "-rf", str(base)], check=False)
+    with local_site("osp-t-") as s:
+        path = [str(_install(s.base)), os.environ.get("PYTHONPATH", "")]
+        s.env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+        yield Site(base=s.base, env=s.env, https=s.https, pg_port=s.pg_port)
 
 
 def test_osp_ops_and_its_playbooks_never_name_the_third_app() -> None:
