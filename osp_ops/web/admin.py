@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from osp_ops.domain.errors import OspOpsError
+from osp_ops.store.requests import SESSION_TTL
 from osp_ops.web.auth import verify_password
 from osp_ops.web.forms import N_, Message
 from osp_ops.web.inputs import client_ip, form_data
@@ -66,7 +67,7 @@ def register(app: FastAPI, web: Web) -> None:
         response = RedirectResponse("/admin", status_code=303)
         response.set_cookie(
             SESSION_COOKIE, token, httponly=True, samesite="strict",
-            secure=portal.settings.secure_cookies, max_age=8 * 3600,
+            secure=portal.settings.secure_cookies, max_age=int(SESSION_TTL.total_seconds()),
         )  # fmt: skip
         return response
 

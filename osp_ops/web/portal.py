@@ -20,6 +20,7 @@ from osp_ops.settings import PortalSettings
 from osp_ops.store.backups import Backups
 from osp_ops.store.db import utcnow
 from osp_ops.store.requests import (
+    CONFIRM_TTL,
     AdminStore,
     PortalRequest,
     RequestState,
@@ -126,7 +127,7 @@ class Portal:
                 "confirm",
                 confirm_url=f"{base}/confirm/{confirm}?space={access}",
                 space_url=f"{base}/space/{access}",
-                hours=24,
+                hours=int(CONFIRM_TTL.total_seconds() // 3600),
             )
         except OspOpsError:
             self.requests.discard(req.id)
