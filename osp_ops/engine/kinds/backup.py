@@ -162,10 +162,17 @@ def backup_before_upgrade(sc: StepContext) -> StepResult | str:
     skip = nothing_to_back_up(sc.ctx, sc.spec)
     if skip is not None:
         return f"skipped: {skip}"
-    cleanup(store_for(sc.ctx), sc.spec.slug, completed=completed_ids(sc.ctx, sc.spec.slug))
+    return gate_backup(sc, before="upgrade")
+
+
+def gate_backup(sc: StepContext, *, before: str) -> StepResult:
+    """A new verified backup ``before`` the operation changes the tenant (an upgrade, a
+    delete), after removing what interrupted backups left; recorded, audited, and its id
+    in the step data."""
+    cleanup_incomplete(sc)
     manifest = take_backup(sc)
     verify_and_record(sc, manifest.backup_id)
-    audit(sc, "backup.created", {"backup": manifest.backup_id, "before": "upgrade"})
+    audit(sc, "backup.created", {"backup": manifest.backup_id, "before": before})
     return StepResult(f"backup {manifest.backup_id}", {"backup_id": manifest.backup_id})
 
 

@@ -14,7 +14,7 @@ from osp_ops.domain.phases import Phase
 from osp_ops.engine.backup_access import nothing_to_back_up
 from osp_ops.engine.deletion import NO_FINAL_BACKUP_HINT
 from osp_ops.engine.health import with_admin_login
-from osp_ops.engine.kinds.backup import cleanup_incomplete, take_backup, verify_and_record
+from osp_ops.engine.kinds.backup import gate_backup
 from osp_ops.engine.registry import Kind, Registry, StepResult
 from osp_ops.engine.steps import StepContext, StepFn, audit
 from osp_ops.platforms import tls
@@ -147,15 +147,11 @@ def final_backup(sc: StepContext) -> StepResult | str:
     if skip is not None:
         return f"skipped: {skip}"
     try:
-        cleanup_incomplete(sc)
-        manifest = take_backup(sc)
-        verify_and_record(sc, manifest.backup_id)
+        return gate_backup(sc, before="delete")
     except OspOpsError as e:
         if e.hint is None:
             e.hint = NO_FINAL_BACKUP_HINT
         raise
-    audit(sc, "backup.created", {"backup": manifest.backup_id, "before": "delete"})
-    return StepResult(f"backup {manifest.backup_id}", {"backup_id": manifest.backup_id})
 
 
 def forget_tls(sc: StepContext) -> str:
