@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from osp_ops.cli.main import app
 from osp_ops.domain.errors import PlatformError
 from osp_ops.engine.api import request
+from osp_ops.engine.context import Context
 from osp_ops.engine.registry import Kind, StepResult
 from osp_ops.engine.runner import run_operation
 from osp_ops.engine.steps import StepContext
@@ -40,14 +41,20 @@ def _kind(ctx: Any, seen: list[Any], fail_once: list[bool]) -> None:
     )
 
 
-def test_a_later_step_reads_the_data_an_earlier_step_returned(tmp_path: Path) -> None:
+def _queued(tmp_path: Path, seen: list[Any], fail_once: list[bool]) -> tuple[Context, str]:
+    """A context with the test kind, lyon created, and a data-test operation queued."""
     ctx = fake_context(tmp_path)
-    seen: list[Any] = []
-    _kind(ctx, seen, fail_once=[])
+    _kind(ctx, seen, fail_once)
     spec = make_spec("lyon")
     converge(ctx, spec)
     op, _ = request(ctx, "data-test", spec)
-    done = run_operation(ctx, op.id)
+    return ctx, op.id
+
+
+def test_a_later_step_reads_the_data_an_earlier_step_returned(tmp_path: Path) -> None:
+    seen: list[Any] = []
+    ctx, op_id = _queued(tmp_path, seen, fail_once=[])
+    done = run_operation(ctx, op_id)
     assert done.status == "succeeded"
     assert seen == [DATA]
     produced, consumed = done.steps
@@ -57,35 +64,27 @@ def test_a_later_step_reads_the_data_an_earlier_step_returned(tmp_path: Path) ->
 
 
 def test_the_data_survives_a_retry_in_a_new_context(tmp_path: Path) -> None:
-    ctx = fake_context(tmp_path)
     seen: list[Any] = []
-    _kind(ctx, seen, fail_once=[True])
-    spec = make_spec("lyon")
-    converge(ctx, spec)
-    op, _ = request(ctx, "data-test", spec)
+    ctx, op_id = _queued(tmp_path, seen, fail_once=[True])
     with pytest.raises(PlatformError):
-        run_operation(ctx, op.id)
-    ctx.operations.requeue(op.id)
+        run_operation(ctx, op_id)
+    ctx.operations.requeue(op_id)
 
     again = fake_context(tmp_path)  # a new process: the data comes from the state DB
     _kind(again, seen, fail_once=[])
-    done = run_operation(again, op.id)
+    done = run_operation(again, op_id)
     assert done.status == "succeeded" and seen == [DATA]
 
 
 def test_op_show_json_has_each_steps_data(tmp_path: Path) -> None:
-    ctx = fake_context(tmp_path)
     seen: list[Any] = []
-    _kind(ctx, seen, fail_once=[])
-    spec = make_spec("lyon")
-    converge(ctx, spec)
-    op, _ = request(ctx, "data-test", spec)
-    run_operation(ctx, op.id)
+    ctx, op_id = _queued(tmp_path, seen, fail_once=[])
+    run_operation(ctx, op_id)
     env = {
         "OSP_OPS_DATA_DIR": str(tmp_path / "data"),
         "OSP_OPS_TENANTS_DIR": str(tmp_path / "tenants"),
     }
-    shown = CliRunner().invoke(app, ["op", "show", op.id, "--json"], env=env)
+    shown = CliRunner().invoke(app, ["op", "show", op_id, "--json"], env=env)
     assert shown.exit_code == 0, shown.output
     steps = json.loads(shown.output)["steps"]
     assert [(s["name"], s["data"]) for s in steps] == [("produce", DATA), ("consume", None)]
