@@ -23,7 +23,7 @@ from osp_ops.domain.plans import PlanName
 from osp_ops.engine.context import Context
 from osp_ops.settings import PortalSettings
 from osp_ops.web import admin, api
-from osp_ops.web.forms import N_, Errors, Message
+from osp_ops.web.forms import LOCALE_NAMES, N_, Errors, Message
 from osp_ops.web.inputs import client_ip, form_data
 from osp_ops.web.mail import Mailer, SmtpMailer
 from osp_ops.web.portal import Portal
@@ -38,13 +38,6 @@ from osp_ops.web.security import (
 from osp_ops.web.site import Web
 
 PLAN_NAMES = {"small": N_("Small"), "medium": N_("Medium"), "large": N_("Large")}
-LOCALE_NAMES = {
-    "fr": "Français",
-    "en": "English",
-    "de": "Deutsch",
-    "it": "Italiano",
-    "es": "Español",
-}
 _CSS = resources.files("osp_ops.web").joinpath("static/portal.css").read_text("utf-8")
 
 

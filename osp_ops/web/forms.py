@@ -21,7 +21,15 @@ from osp_ops.domain.spec import SLUG_MAX, Slug
 from osp_ops.settings import Settings
 from osp_ops.web import communes
 
-LOCALES = ("fr", "en", "de", "it", "es")
+# The languages an instance may offer, by their own names (the form's checkboxes).
+LOCALE_NAMES = {
+    "fr": "Français",
+    "en": "English",
+    "de": "Deutsch",
+    "it": "Italiano",
+    "es": "Español",
+}
+LOCALES = tuple(LOCALE_NAMES)
 ADDRESS_KINDS = ("subdomain", "domain")
 FIELDS = (
     "municipality",
